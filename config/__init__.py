@@ -1,0 +1,83 @@
+"""Every setting, declared once with its default.
+
+Values come from the defaults below, then from environment variables prefixed
+``BRAND_`` (``BRAND_DATABASE_URL``, ``BRAND_MODE``...), then from the overrides a
+caller (a test) passes. ``load_settings`` checks the result and fails fast with
+a message that names the setting.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODES = ("production", "demo", "test")
+
+DEFAULTS = {
+    # production | demo | test. The virtual clock and demo users exist only outside production.
+    "MODE": "demo",
+    "DATABASE_URL": f"sqlite:///{ROOT / 'instance' / 'brand.sqlite'}",
+    "SECRET_KEY": "",
+    "BPMN_DIR": str(ROOT / "bpmn"),
+    "FORMS_DIR": str(ROOT / "forms"),
+    # Run the timer scheduler inside this process (off for tests, which fire timers explicitly).
+    "SCHEDULER": True,
+    # Seconds a diagram script may run before it is stopped.
+    "SCRIPT_TIME_LIMIT": 1.0,
+    "DEFAULT_LOCALE": "zh_CN",
+    "PAGE_SIZE": 20,
+    # Largest request body accepted, in bytes (BPMN uploads included).
+    "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+    # Lifetime of an API token, in seconds.
+    "TOKEN_MAX_AGE": 12 * 3600,
+}
+
+_INT_KEYS = {"PAGE_SIZE", "MAX_CONTENT_LENGTH", "TOKEN_MAX_AGE"}
+_FLOAT_KEYS = {"SCRIPT_TIME_LIMIT"}
+_BOOL_KEYS = {"SCHEDULER"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the application cannot run with."""
+
+
+def _coerce(key, raw):
+    try:
+        if key in _INT_KEYS:
+            return int(raw)
+        if key in _FLOAT_KEYS:
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"BRAND_{key}={raw!r} is not a number") from None
+    if key in _BOOL_KEYS:
+        return str(raw).lower() in ("1", "true", "yes", "on")
+    return raw
+
+
+def load_settings(overrides=None, environ=None):
+    """Return the checked settings: defaults, then ``BRAND_*`` variables, then overrides."""
+    environ = os.environ if environ is None else environ
+    settings = dict(DEFAULTS)
+
+    for key in DEFAULTS:
+        if f"BRAND_{key}" in environ:
+            settings[key] = _coerce(key, environ[f"BRAND_{key}"])
+    unknown = sorted(k for k in environ if k.startswith("BRAND_") and k[6:] not in DEFAULTS)
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+
+    settings.update(overrides or {})
+
+    if settings["MODE"] not in MODES:
+        raise SettingsError(f"BRAND_MODE must be one of {', '.join(MODES)}")
+    if not settings["SECRET_KEY"]:
+        if settings["MODE"] == "production":
+            raise SettingsError("BRAND_SECRET_KEY must be set in production")
+        settings["SECRET_KEY"] = secrets.token_hex(32)
+    for key in ("BPMN_DIR", "FORMS_DIR"):
+        if not Path(settings[key]).is_dir():
+            raise SettingsError(f"BRAND_{key}={settings[key]} is not a directory")
+    if settings["PAGE_SIZE"] < 1:
+        raise SettingsError("BRAND_PAGE_SIZE must be at least 1")
+    return settings

@@ -1,0 +1,77 @@
+"""The names a diagram may call: script functions and service-task operations.
+
+Script functions are offered inside the sandbox to scripts, conditions and
+timer expressions. Service operations are what a service task's operator names.
+Domain modules register theirs with the decorators below; the registry is the
+whole list of what a diagram can reach.
+"""
+
+from engine import clock
+from engine.workdays import add_working_days
+
+_functions = {}
+_operations = {}
+
+
+def script_function(fn):
+    """Offer ``fn`` to diagram scripts under its own name."""
+    _functions[fn.__name__] = fn
+    return fn
+
+
+def service_operation(fn):
+    """Make ``fn`` callable from a service task whose operator is its name."""
+    _operations[fn.__name__] = fn
+    return fn
+
+
+def script_functions():
+    _load_domain()
+    return dict(_functions)
+
+
+def service_operations():
+    _load_domain()
+    return dict(_operations)
+
+
+def script_names():
+    """Every name a diagram may use besides its own data (for the deploy check)."""
+    _load_domain()
+    return frozenset(_functions) | frozenset(_operations)
+
+
+def _load_domain():
+    # Importing the domain modules registers their functions; done late to avoid cycles.
+    from engine import admission  # noqa: F401
+
+
+@script_function
+def deadline_in_working_days(days):
+    """ISO time (UTC) ``days`` working days from now: for timeDate timer expressions."""
+    end, _exact = add_working_days(clock.now(), int(days))
+    return end.isoformat() + "+00:00"
+
+
+@script_function
+def deadline_in(duration):
+    """ISO time (UTC) an ISO duration from now ("P15D"), for timeDate timer expressions."""
+    return (clock.now() + clock.parse_duration(duration)).isoformat() + "+00:00"
+
+
+_start_guards = {}
+
+
+def start_guard(process_key):
+    """Register ``fn(user, enterprise, data)`` to refuse starting a case of ``process_key``."""
+    def register(fn):
+        _start_guards[process_key] = fn
+        return fn
+    return register
+
+
+def check_start(process_key, user, enterprise, data):
+    _load_domain()
+    guard = _start_guards.get(process_key)
+    if guard is not None:
+        guard(user, enterprise, data)

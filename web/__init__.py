@@ -1,0 +1,134 @@
+"""The Flask application factory."""
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import Flask, request, session
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from config import load_settings
+from engine import accounts, clock, db as engine_db, runtime
+from engine.forms import FormRegistry
+from engine.timers import TimerScheduler
+from web.extensions import babel, csrf, db, login_manager, migrate
+
+logger = logging.getLogger(__name__)
+
+LOCALES = ("zh_CN", "en")
+
+
+def create_app(overrides=None):
+    settings = load_settings(overrides)
+    app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    app.config.update(settings)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings["DATABASE_URL"]),
+        BABEL_DEFAULT_LOCALE=settings["DEFAULT_LOCALE"],
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
+        WTF_CSRF_TIME_LIMIT=None,
+        TESTING=settings["MODE"] == "test",
+    )
+    Path(app.instance_path).mkdir(exist_ok=True)
+
+    db.init_app(app)
+    engine_db.bind_session(lambda: db.session)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    babel.init_app(app, locale_selector=_select_locale)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    if settings["MODE"] == "test":
+        accounts.use_fast_hashing()
+
+    forms = FormRegistry(settings["FORMS_DIR"])
+    app.extensions["brand_forms"] = forms
+    runtime.configure(forms, settings["SCRIPT_TIME_LIMIT"])
+
+    _register_blueprints(app)
+    _register_clock(app)
+    from web import cli, errors, views_common
+
+    errors.register(app)
+    cli.register(app)
+    views_common.register(app)
+
+    app.extensions["brand_scheduler"] = None
+    if settings["SCHEDULER"] and settings["MODE"] != "test":
+        start_scheduler(app)
+    return app
+
+
+def _engine_options(url):
+    if url.startswith("sqlite"):
+        # Wait for a writer instead of failing at once; a lost race is detected by version columns.
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_pre_ping": True}
+
+
+def _select_locale():
+    chosen = session.get("locale") or request.args.get("lang")
+    if chosen in LOCALES:
+        return chosen
+    return "zh_CN"
+
+
+def _register_blueprints(app):
+    from web.blueprints import api, auth, cases, inbox, portal
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(inbox.bp)
+    app.register_blueprint(cases.bp)
+    app.register_blueprint(portal.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+
+
+def _register_clock(app):
+    """Outside production the clock's offset lives in the database: read it per request."""
+    if app.config["MODE"] == "production":
+        return
+
+    @app.before_request
+    def sync_clock():
+        clock.load_offset()
+
+
+@contextmanager
+def transaction():
+    """One unit of work for jobs outside a request: commit on success, roll back on error."""
+    try:
+        yield db.session
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
+
+
+def start_scheduler(app):
+    @contextmanager
+    def in_app_transaction():
+        with app.app_context():
+            with transaction() as s:
+                yield s
+
+    scheduler = TimerScheduler(in_app_transaction)
+    app.extensions["brand_scheduler"] = scheduler
+
+    @event.listens_for(Session, "after_commit")
+    def wake_for_new_timers(committed):
+        due = committed.info.pop("earliest_new_timer", None)
+        if due is not None:
+            scheduler.notice(due)
+
+    @event.listens_for(Session, "after_rollback")
+    def forget_rolled_back_timers(rolled_back):
+        rolled_back.info.pop("earliest_new_timer", None)
+
+    scheduler.start()
+    logger.info("timer scheduler started")
+    return scheduler

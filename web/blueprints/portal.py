@@ -1,0 +1,56 @@
+"""The enterprise portal: apply for admission, follow the status, answer requests."""
+
+from functools import partial
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from engine import cases, deploy, inbox
+from engine.db import session
+from engine.errors import ValidationFailed
+from engine.forms import describe, load_html
+from engine.models import Enterprise
+from web.views_common import commit
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+ADMISSION = "admission_review"
+
+
+def _enterprise():
+    if current_user.enterprise_id is None:
+        abort(403)
+    return session().get(Enterprise, current_user.enterprise_id)
+
+
+@bp.route("/")
+@login_required
+def index():
+    enterprise = _enterprise()
+    tasks = inbox.list_tasks(current_user, per_page=50).items
+    return render_template("portal.html", enterprise=enterprise, tasks=tasks,
+                           cases=inbox.instance_ids_for(current_user))
+
+
+@bp.route("/apply", methods=["GET", "POST"])
+@login_required
+def apply():
+    enterprise = _enterprise()
+    form = cases.start_form(deploy.get_version(ADMISSION))
+    errors, values = {}, {"enterprise_name": enterprise.name}
+
+    if request.method == "POST":
+        values = request.form
+        try:
+            instance = cases.start_case(current_user, ADMISSION, request.form,
+                                        partial(load_html, translate=_))
+            commit()
+        except ValidationFailed as exc:
+            errors = exc.fields
+        else:
+            flash(_("申请已提交，案件编号 %(id)s", id=instance.id))
+            return redirect(url_for("portal.index"))
+
+    return render_template("apply.html", form=describe(form, _), values=values, errors=errors,
+                           enterprise=enterprise), 422 if errors else 200

@@ -1,0 +1,36 @@
+"""Demo data: one user per department, two enterprises; password ``demo`` for all."""
+
+from sqlalchemy import select
+
+from engine import accounts, clock
+from engine.db import session
+from engine.models import Enterprise, User
+from web.extensions import db
+
+DEMO_PASSWORD = "demo"
+DEPARTMENTS = ("market", "quality", "finance", "protection", "leadership", "office", "service",
+               "it", "general")
+ENTERPRISES = (("ent-a", "盈江县芒允茶业有限公司", "processor"),
+               ("ent-b", "盈江县铜壁关草果农民专业合作社", "cooperative"))
+
+
+def seed_demo():
+    """Create what is missing (idempotent); returns lines describing the logins."""
+    accounts.ensure_groups()
+    existing = set(session().scalars(select(User.username)))
+    for group_id in DEPARTMENTS:
+        if group_id not in existing:
+            name = dict((g, zh) for g, zh, _en in accounts.GROUPS)[group_id]
+            accounts.create_user(group_id, DEMO_PASSWORD, f"{name}（演示）", groups=[group_id],
+                                 leads=[group_id])
+    for username, name, kind in ENTERPRISES:
+        if username not in existing:
+            enterprise = Enterprise(name=name, kind=kind, status="registered",
+                                    created_at=clock.now())
+            session().add(enterprise)
+            session().flush()
+            accounts.create_user(username, DEMO_PASSWORD, name, groups=["enterprise"],
+                                 enterprise_id=enterprise.id)
+    db.session.commit()
+    users = ", ".join(DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES))
+    return [f"demo logins (password '{DEMO_PASSWORD}'): {users}"]

@@ -1,0 +1,74 @@
+"""Central error handlers: JSON under /api/, a page elsewhere; never a bare 500 for known cases."""
+
+import logging
+
+from flask import render_template, request
+from flask_babel import gettext
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from engine.errors import BrandError, Conflict
+from web.extensions import db
+
+logger = logging.getLogger(__name__)
+
+
+def wants_json():
+    return request.path.startswith("/api/")
+
+
+def render_error(status, code, message, extra=None):
+    if wants_json():
+        body = {"code": code, "message": message}
+        body.update(extra or {})
+        return {"error": body}, status
+    return render_template("error.html", status=status, message=message, extra=extra or {}), status
+
+
+def register(app):
+    @app.errorhandler(BrandError)
+    def brand_error(exc):
+        db.session.rollback()
+        details = dict(exc.details)
+        if "fields" in details:
+            details["fields"] = {k: [gettext(m) for m in v] for k, v in details["fields"].items()}
+        return render_error(exc.status, exc.code, gettext(exc.message), details)
+
+    @app.errorhandler(StaleDataError)
+    def stale(exc):
+        return brand_error(Conflict("另一个操作同时修改了此案件，请刷新后重试"))
+
+    @app.errorhandler(OperationalError)
+    def operational(exc):
+        db.session.rollback()
+        if "locked" in str(exc.orig).lower() or "could not serialize" in str(exc.orig).lower():
+            return brand_error(Conflict("另一个操作同时修改了此案件，请刷新后重试"))
+        logger.exception("database error")
+        return render_error(503, "database_unavailable", gettext("数据库暂时不可用，请稍后重试"))
+
+    @app.errorhandler(IntegrityError)
+    def integrity(exc):
+        db.session.rollback()
+        logger.warning("integrity error: %s", exc.orig)
+        return brand_error(Conflict("数据与已有记录冲突，请刷新后重试"))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return render_error(400, "csrf", gettext("表单已过期，请刷新页面后重新提交"))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        messages = {
+            400: "请求格式有误", 401: "请先登录", 403: "没有权限", 404: "页面不存在",
+            405: "不支持此请求方法", 413: "上传内容过大", 429: "请求过于频繁",
+        }
+        message = gettext(messages.get(exc.code, exc.name))
+        return render_error(exc.code, exc.name.lower().replace(" ", "_"), message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        db.session.rollback()
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return render_error(500, "internal_error", gettext("系统内部错误，已记录，请联系信息化部门"))
