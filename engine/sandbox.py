@@ -895,14 +895,21 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
 # -- the engine -------------------------------------------------------------------------
 
+def _task_error(message, task, err, **location):
+    error = WorkflowTaskException(message, task=task, exception=err, **location)
+    # Spiff keeps only the error's class name; the host wants the error itself.
+    error.exception = err
+    return error
+
+
 class SandboxScriptEngine(PythonScriptEngine):
     """PythonScriptEngine over a :class:`SandboxEnvironment`, with readable errors.
 
     Every failure reaches ``do_engine_steps()`` as a ``WorkflowTaskException`` whose
-    message starts with the error class and text (``SandboxViolation: ...``,
-    ``ScriptTimeout: ...``), whose ``exception`` attribute and ``__cause__`` are the
-    original error, and whose ``line_number``/``error_line`` point into the script
-    when known.
+    message names the error class and text (``SandboxViolation: ...``,
+    ``ScriptTimeout: ...``; expressions prefix ``Error evaluating expression '...'``),
+    whose ``exception`` attribute and ``__cause__`` are the original error, and whose
+    ``line_number``/``error_line`` point into the script when known.
     """
 
     def __init__(self, environment):
@@ -923,9 +930,9 @@ class SandboxScriptEngine(PythonScriptEngine):
             err.add_note(f"Error evaluating expression '{expression}'")
             raise
         except Exception as err:
-            raise WorkflowTaskException(
+            raise _task_error(
                 f"Error evaluating expression '{expression}': {type(err).__name__}: {err}",
-                task=task, exception=err) from err
+                task, err) from err
 
     def execute(self, task, script, external_context=None):
         try:
@@ -941,9 +948,8 @@ class SandboxScriptEngine(PythonScriptEngine):
             raise
         except Exception as err:
             name = kwargs.get("operation_name")
-            raise WorkflowTaskException(
-                f"Service '{name}' failed: {type(err).__name__}: {err}",
-                task=task, exception=err) from err
+            raise _task_error(f"Service '{name}' failed: {type(err).__name__}: {err}",
+                              task, err) from err
 
     def create_task_exec_exception(self, task, script, err):
         line_number, error_line = self.get_error_line_number_and_content(script, err)
@@ -953,9 +959,8 @@ class SandboxScriptEngine(PythonScriptEngine):
             err.add_note(f"Python script error on line {line_number}: '{error_line}'")
             return err
         # str(err), unlike spiff's err.args[0], works for every exception.
-        return WorkflowTaskException(f"{type(err).__name__}: {err}", task=task,
-                                     exception=err, line_number=line_number,
-                                     error_line=error_line)
+        return _task_error(f"{type(err).__name__}: {err}", task, err,
+                           line_number=line_number, error_line=error_line)
 
     def get_error_line_number_and_content(self, script, err):
         if isinstance(err, SyntaxError):
