@@ -15,8 +15,23 @@ $(VENV)/installed: requirements.txt
 
 install: $(VENV)/installed
 
+# Compile web/translations/*/LC_MESSAGES/messages.po to the .mo files the app loads
+# (fails on a broken catalogue; fuzzy entries are never used).
 translations: install
-	$(VENV)/bin/pybabel compile -q -d web/translations
+	$(VENV)/bin/pybabel -q compile -d web/translations
+
+# Rebuild web/translations/messages.pot from engine/, web/ (Python and templates) and
+# forms/ (see babel.cfg); the keywords are gettext and every engine.errors class whose
+# first argument is a user-facing message.  PYTHONPATH lets babel.cfg load
+# web.babel_forms.  Afterwards: $(VENV)/bin/pybabel update -i web/translations/messages.pot
+# -d web/translations --no-fuzzy-matching, translate, then `make translations`.
+.PHONY: extract
+extract: install
+	PYTHONPATH=. $(VENV)/bin/pybabel extract -F babel.cfg \
+	    -k _ -k gettext -k lazy_gettext -k N_ \
+	    -k Conflict -k NotFound -k Forbidden -k ValidationFailed -k NotAuthenticated \
+	    -k BadInput -k EngineFailure -k DeployRefused -k BrandError \
+	    --project=yingjiang-brand --version=1 -o web/translations/messages.pot .
 
 # Create or upgrade the SQLite database under instance/, deploy bpmn/, seed the demo users.
 db: install translations
