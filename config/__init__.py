@@ -58,6 +58,17 @@ def _coerce(key, raw):
     return raw
 
 
+def _local_secret_key():
+    """Demo and test: a key kept under instance/ so that sessions survive a restart and
+    every worker of one installation signs alike."""
+    path = ROOT / "instance" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def load_settings(overrides=None, environ=None):
     """Return the checked settings: defaults, then ``BRAND_*`` variables, then overrides."""
     environ = os.environ if environ is None else environ
@@ -78,7 +89,7 @@ def load_settings(overrides=None, environ=None):
     if not settings["SECRET_KEY"]:
         if settings["MODE"] == "production":
             raise SettingsError("BRAND_SECRET_KEY must be set in production")
-        settings["SECRET_KEY"] = secrets.token_hex(32)
+        settings["SECRET_KEY"] = _local_secret_key()
     for key in ("BPMN_DIR", "FORMS_DIR"):
         if not Path(settings[key]).is_dir():
             raise SettingsError(f"BRAND_{key}={settings[key]} is not a directory")
