@@ -43,7 +43,7 @@ db: install translations
 run: db
 	@echo "Open http://127.0.0.1:5000  (demo logins: market quality finance protection"
 	@echo "leadership office service it, ent-a ent-b; password: demo)"
-	$(FLASK) run --host 127.0.0.1 --port 5000 --no-reload
+	$(VENV)/bin/flask --app web.wsgi run --host 127.0.0.1 --port 5000 --no-reload
 
 # The test suite on SQLite (the default), the way CI runs it first.
 test: install translations

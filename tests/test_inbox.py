@@ -717,3 +717,35 @@ def test_html_typed_into_a_field_is_escaped_on_the_case_page(api, client):
     html = client.get(f"/tasks/{supplement['id']}").text
     assert "<script>alert" not in html
     assert "&lt;script&gt;" in html
+
+
+BACKSLASH_REDIRECT = pytest.mark.xfail(strict=True, reason=(
+    "open redirect: web/views_common.py safe_next (and the check in web/blueprints/auth.py "
+    "login) accept '/\\evil.example/', which browsers read as '//evil.example/' (another "
+    "site); also refuse a backslash in the first two characters"))
+OFFSITE = ["https://evil.example/", "//evil.example/",
+           pytest.param("/\\evil.example/", marks=BACKSLASH_REDIRECT)]
+
+
+@pytest.mark.parametrize("target", OFFSITE)
+def test_login_only_returns_to_a_page_of_this_site(client, target):
+    page = client.get("/login")
+    response = client.post("/login", query_string={"next": target},
+                           data={"username": "market", "password": "demo",
+                                 "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 302
+    assert "evil.example" not in response.headers["Location"]
+
+
+@pytest.mark.parametrize("target", OFFSITE)
+def test_claim_form_only_returns_to_a_page_of_this_site(api, client, target):
+    a = apply(api, "ent-a")["id"]
+    task = task_of(api, "market", a, "completeness_check")
+    login(client, "market")
+    token = csrf_of(client.get("/inbox").text)
+
+    response = client.post(f"/tasks/{task['id']}/claim",
+                           data={"csrf_token": token, "next": target})
+    assert response.status_code == 302
+    assert "evil.example" not in response.headers["Location"]
+    assert api.get(f"/tasks/{task['id']}", "market")["assignee"] == "market"

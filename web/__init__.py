@@ -56,9 +56,8 @@ def create_app(overrides=None):
     cli.register(app)
     views_common.register(app)
 
+    # The scheduler is started by the serving entry point (web/wsgi.py), never by CLI commands.
     app.extensions["brand_scheduler"] = None
-    if settings["SCHEDULER"] and settings["MODE"] != "test":
-        start_scheduler(app)
     return app
 
 
@@ -117,6 +116,8 @@ def start_scheduler(app):
     @contextmanager
     def in_app_transaction():
         with app.app_context():
+            if app.config["MODE"] != "production":
+                clock.load_offset()
             with transaction() as s:
                 yield s
 
