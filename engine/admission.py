@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine import clock
 from engine.db import session
-from engine.errors import Conflict, Forbidden, ValidationFailed
+from engine.errors import N_, Conflict, Forbidden, ValidationFailed
 from engine.models import DepositEntry, Enterprise, Instance
 from engine.services import service_operation, start_guard
 
@@ -78,8 +78,9 @@ def admit_enterprise(task_data, **_params):
     enterprise = _enterprise(step)
     amount = int(task_data.get("paid_amount_fen") or 0)
     if amount < (enterprise.deposit_required_fen or 0):
+        too_little = N_("少于应缴金额")
         raise ValidationFailed("确认到账的保证金少于应缴金额",
-                               fields={"paid_amount_fen": ["少于应缴金额"]})
+                               fields={"paid_amount_fen": [too_little]})
 
     session().add(DepositEntry(
         enterprise_id=enterprise.id, kind="paid_in", amount_fen=amount,

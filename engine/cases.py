@@ -5,7 +5,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 
 from engine import deploy, runtime, services
 from engine.db import session
-from engine.errors import Forbidden, ValidationFailed
+from engine.errors import N_, Forbidden, ValidationFailed
 from engine.inbox import ENTERPRISE_GROUP
 from engine.models import Enterprise
 from engine.serialization import load_spec
@@ -54,7 +54,8 @@ def start_case(user, process_key, data, parse):
     if form is not None:
         values = parse(form, data)
     elif data:
-        raise ValidationFailed("此流程不接受发起数据", fields={"data": ["不接受数据"]})
+        refused = N_("不接受数据")
+        raise ValidationFailed("此流程不接受发起数据", fields={"data": [refused]})
     else:
         values = {}
 

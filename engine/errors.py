@@ -6,6 +6,11 @@ page or as ``{"error": {"code", "message", ...}}``.
 """
 
 
+def N_(message):
+    """Mark a message for the catalogue without translating it (the web layer translates)."""
+    return message
+
+
 class BrandError(Exception):
     """Base class: a condition the code knows about, with a status and a code."""
 

@@ -15,11 +15,14 @@ from sqlalchemy import and_, exists, func, or_, select, update
 
 from engine import clock, runtime
 from engine.db import session
-from engine.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from engine.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from engine.models import HumanTask, Instance, Membership, User
 
 ENTERPRISE_GROUP = "enterprise"
 OVERSIGHT_GROUPS = frozenset({"leadership", "office"})
+
+NOT_A_MEMBER = N_("不是该部门成员")
+CHOOSE_A_COLLEAGUE = N_("请选择一位同事")
 
 
 @dataclass
@@ -145,7 +148,7 @@ def _member_of(group_id, username_or_id):
     member = session().scalars(query).first()
     if member is None:
         raise ValidationFailed("该用户不是此任务所属部门的成员",
-                               fields={"assignee": ["不是该部门成员"]})
+                               fields={"assignee": [NOT_A_MEMBER]})
     return member
 
 
@@ -169,7 +172,7 @@ def delegate_task(user, task_id, delegate):
     member = _member_of(task.group_id, delegate)
     if member.id == user.id:
         raise ValidationFailed("不能委托给自己",
-                               fields={"delegate": ["请选择一位同事"]})
+                               fields={"delegate": [CHOOSE_A_COLLEAGUE]})
     _guarded_update(task, {"assignee_id": member.id, "delegated_by_id": user.id},
                     assignee_id=user.id)
     _history(task, user, "delegated", to=member.username)

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from engine.errors import BrandError, Conflict
+from engine.errors import N_, BrandError, Conflict
 from web.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ def register(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         messages = {
-            400: "请求格式有误", 401: "请先登录", 403: "没有权限", 404: "页面不存在",
-            405: "不支持此请求方法", 413: "上传内容过大", 429: "请求过于频繁",
+            400: N_("请求格式有误"), 401: N_("请先登录"), 403: N_("没有权限"), 404: N_("页面不存在"),
+            405: N_("不支持此请求方法"), 413: N_("上传内容过大"), 429: N_("请求过于频繁"),
         }
         message = gettext(messages.get(exc.code, exc.name))
         return render_error(exc.code, exc.name.lower().replace(" ", "_"), message)

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, request
 from flask_babel import gettext as _
 
 from engine import accounts, cases, clock, deploy, inbox, runtime
-from engine.errors import BadInput, Forbidden, NotAuthenticated, ValidationFailed
+from engine.errors import N_, BadInput, Forbidden, NotAuthenticated, ValidationFailed
 from engine.forms import describe, load_json
 from engine.timers import fire_due_timers
 from web import transaction
@@ -20,6 +20,15 @@ from web.views_common import commit, forms
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 CLOCK_GROUPS = {"it", "office"}
+
+# Field messages, marked for the catalogue; the error handler translates them.
+MUST_BE_OBJECT = N_("必须是对象")
+MUST_BE_BOOLEAN = N_("应为 true 或 false")
+MUST_BE_INTEGER = N_("应为整数")
+OUT_OF_RANGE = N_("超出范围")
+ONLY_ME = N_("只支持 me")
+REQUIRED = N_("必填")
+BAD_DURATION = N_("应为 ISO 8601 时长，如 P3D")
 
 
 def _json_body():
@@ -32,7 +41,7 @@ def _json_body():
 def _data(body):
     data = body.get("data", {})
     if not isinstance(data, dict):
-        raise ValidationFailed("data 必须是对象", fields={"data": ["必须是对象"]})
+        raise ValidationFailed("data 必须是对象", fields={"data": [MUST_BE_OBJECT]})
     return data
 
 
@@ -56,7 +65,7 @@ def _bool_arg(name):
         return True
     if value.lower() in ("0", "false", "no"):
         return False
-    raise ValidationFailed("参数取值无效", fields={name: ["应为 true 或 false"]})
+    raise ValidationFailed("参数取值无效", fields={name: [MUST_BE_BOOLEAN]})
 
 
 def _int_arg(name, default, minimum=1, maximum=None):
@@ -66,9 +75,9 @@ def _int_arg(name, default, minimum=1, maximum=None):
     try:
         number = int(value)
     except ValueError:
-        raise ValidationFailed("参数取值无效", fields={name: ["应为整数"]}) from None
+        raise ValidationFailed("参数取值无效", fields={name: [MUST_BE_INTEGER]}) from None
     if number < minimum or (maximum is not None and number > maximum):
-        raise ValidationFailed("参数取值无效", fields={name: ["超出范围"]})
+        raise ValidationFailed("参数取值无效", fields={name: [OUT_OF_RANGE]})
     return number
 
 
@@ -142,7 +151,7 @@ def token():
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise ValidationFailed("请提供用户名和密码", fields={
-            k: ["必填"] for k in ("username", "password") if not isinstance(body.get(k), str)})
+            k: [REQUIRED] for k in ("username", "password") if not isinstance(body.get(k), str)})
     user = accounts.authenticate(username, password)
     return {"token": accounts.issue_token(user, current_app.secret_key),
             "expires_in": current_app.config["TOKEN_MAX_AGE"]}
@@ -153,7 +162,7 @@ def token():
 def list_tasks():
     assignee = request.args.get("assignee")
     if assignee not in (None, "", "me"):
-        raise ValidationFailed("参数取值无效", fields={"assignee": ["只支持 me"]})
+        raise ValidationFailed("参数取值无效", fields={"assignee": [ONLY_ME]})
     enterprise = request.args.get("enterprise")
     page = inbox.list_tasks(
         g.api_user, group=request.args.get("group") or None, mine=assignee == "me",
@@ -274,7 +283,7 @@ def advance_clock():
         now = clock.advance(str(duration))
     except ValueError:
         raise ValidationFailed("时长格式无效，应为 ISO 8601，如 P3D",
-                               fields={"duration": ["应为 ISO 8601 时长，如 P3D"]}) from None
+                               fields={"duration": [BAD_DURATION]}) from None
     commit()
     fired = fire_due_timers(transaction)
     return {"now": _time(now), "fired": fired}

@@ -3,19 +3,21 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from flask_babel import gettext as _
 from flask_login import login_required, login_user, logout_user
 
 from engine import accounts
 from engine.db import session
-from engine.errors import NotAuthenticated
+from engine.errors import N_, NotAuthenticated
 from engine.models import User
 from web.extensions import login_manager
 
 bp = Blueprint("auth", __name__)
 
 login_manager.login_view = "auth.login"
-login_manager.login_message = "请先登录"
+login_manager.login_message = N_("请先登录")
+login_manager.localize_callback = gettext
 
 
 @login_manager.user_loader
