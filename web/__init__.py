@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from config import load_settings
-from engine import accounts, clock, db as engine_db, runtime
+from engine import accounts, clock, db as engine_db, runtime, schema  # noqa: F401
 from engine.forms import FormRegistry
 from engine.timers import TimerScheduler
 from web.extensions import babel, csrf, db, login_manager, migrate
@@ -76,7 +76,7 @@ def _select_locale():
 
 
 def _register_blueprints(app):
-    from web.blueprints import api, auth, cases, inbox, portal
+    from web.blueprints import api, api_licences, auth, cases, inbox, portal
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
@@ -84,6 +84,8 @@ def _register_blueprints(app):
     app.register_blueprint(portal.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
+    app.register_blueprint(api_licences.bp)
+    csrf.exempt(api_licences.bp)
     if app.config["MODE"] != "production":
         app.register_blueprint(api.clock_bp)
         csrf.exempt(api.clock_bp)

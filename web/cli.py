@@ -3,7 +3,7 @@
 import click
 from flask import current_app
 
-from engine import accounts, clock, deploy, services
+from engine import accounts, clock, deploy, licensing, services
 from engine.timers import fire_due_timers
 from web import transaction
 from web.extensions import db
@@ -22,6 +22,7 @@ def register(app):
     def deploy_command():
         """Deploy every diagram under bpmn/ (identical content creates no new version)."""
         accounts.ensure_groups()
+        licensing.ensure_grades()
         db.session.commit()
         failed = False
         for name, version, created, problems in deploy_bpmn_dir(current_app):

@@ -2,9 +2,11 @@
 
 from sqlalchemy import select
 
-from engine import accounts, clock
+from datetime import timedelta
+
+from engine import accounts, clock, licensing
 from engine.db import session
-from engine.models import Enterprise, User
+from engine.models import DepositEntry, Enterprise, User
 from web.extensions import db
 
 DEMO_PASSWORD = "demo"
@@ -15,8 +17,13 @@ ENTERPRISES = (("ent-a", "盈江县芒允茶业有限公司", "processor"),
 
 
 def seed_demo():
-    """Create what is missing (idempotent); returns lines describing the logins."""
+    """Create what is missing (idempotent); returns lines describing the logins.
+
+    ``ent-a`` starts unadmitted (to walk admission review); ``ent-b`` is already admitted,
+    with its deposit paid and a green-food certificate, ready to apply for a licence.
+    """
     accounts.ensure_groups()
+    licensing.ensure_grades()
     existing = set(session().scalars(select(User.username)))
     for group_id in DEPARTMENTS:
         if group_id not in existing:
@@ -31,6 +38,21 @@ def seed_demo():
             session().flush()
             accounts.create_user(username, DEMO_PASSWORD, name, groups=["enterprise"],
                                  enterprise_id=enterprise.id)
+            if username == "ent-b":
+                _admit_for_demo(enterprise)
     db.session.commit()
     users = ", ".join(DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES))
     return [f"demo logins (password '{DEMO_PASSWORD}'): {users}"]
+
+
+def _admit_for_demo(enterprise):
+    now = clock.now()
+    enterprise.status = "admitted"
+    enterprise.admitted_at = now
+    enterprise.deposit_required_fen = 1_000_000
+    session().add(DepositEntry(enterprise_id=enterprise.id, kind="paid_in", amount_fen=1_000_000,
+                               note="演示数据", created_at=now))
+    licensing.record_certificate(
+        "LB-53-2612-0001", "green", enterprise.name, "black_cardamom", "草果基地 500 亩",
+        (now - timedelta(days=30)).date(), (now + timedelta(days=730)).date(),
+        enterprise_id=enterprise.id)
