@@ -122,6 +122,8 @@ def _history(task, actor, kind, **detail):
 
 def claim_task(user, task_id):
     task = get_task(user, task_id)
+    if task.state != "open":
+        raise Conflict("此任务已办结", task_id=task.id)
     if task.assignee_id == user.id:
         return task
     _guarded_update(task, {"assignee_id": user.id}, assignee_id=None)

@@ -82,56 +82,88 @@ def _restore(instance):
     return workflow
 
 
-def _run(instance, actor, action):
-    """Run ``action(workflow)`` as one step of ``instance`` and persist everything it did."""
+def restore(instance):
+    """The instance's workflow on its version's cached spec, with the sandboxed script engine.
+
+    For readers outside a step (the diagram view, a migration); a step uses ``_run``.
+    """
+    return _restore(instance)
+
+
+def resync(instance, workflow):
+    """Write back a workflow changed outside a step (a migration) and re-sync its rows.
+
+    The human-task and timer rows are brought up to date as after any step; the
+    instance's lock version guards against a step running at the same time (409).
+    """
+    _save(instance, workflow)
+
+
+def _run(instance, actor, action, completing=None):
+    """Run ``action(workflow)`` as one step of ``instance`` and persist everything it did.
+
+    When ``action`` returns False nothing happened (a timer that was no longer due):
+    the step is dropped without writing anything, and ``_run`` returns None.
+    ``completing`` names the user task this step completes; its row is closed by the caller.
+    """
     step = Step(instance, actor)
     token = current_step.set(step)
+    where = (instance.id, instance.process_key)
     try:
         workflow = _restore(instance)
-        action(workflow)
+        if action(workflow) is False:
+            return None
         workflow.do_engine_steps()
     except BrandError:
         raise
     except WorkflowException as exc:
-        raise _engine_failure(instance, exc) from exc
+        raise _engine_failure(where, exc) from exc
+    except StaleDataError:
+        raise Conflict("另一个操作同时修改了此案件，请刷新后重试", instance_id=where[0]) from None
     finally:
         current_step.reset(token)
 
-    _save(instance, workflow)
+    _save(instance, workflow, completing)
     for effect in step.effects:
         _history(instance, actor, "effect", detail=effect)
     return workflow
 
 
-def _engine_failure(instance, exc):
+def _engine_failure(where, exc):
+    """The error a failed engine step shows: a domain refusal keeps its own status."""
+    instance_id, process_key = where
     task = getattr(exc, "task", None)
     spec = getattr(exc, "task_spec", None) or (task.task_spec if task is not None else None)
     element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", None)
     line = getattr(exc, "line_number", None) or None
-    logger.warning("instance %s (%s) failed at %s: %s", instance.id, instance.process_key,
-                   element, exc)
+    logger.warning("instance %s (%s) failed at %s: %s", instance_id, process_key, element, exc)
     cause = exc.__cause__ or getattr(exc, "exception", None)
+    if isinstance(cause, StaleDataError):
+        return Conflict("另一个操作同时修改了此案件，请刷新后重试", instance_id=instance_id)
     message = str(cause) if isinstance(cause, BrandError) else str(exc)
     if isinstance(cause, BrandError):
         # A domain rule refused the step (for example a ledger check): keep its own status.
         cause.details.setdefault("element_id", element)
         return cause
-    return EngineFailure(message, process=instance.process_key, element_id=element, line=line)
+    return EngineFailure(message, process=process_key, element_id=element, line=line)
 
 
-def _save(instance, workflow):
+def _save(instance, workflow, completing=None):
+    instance_id = instance.id  # read now: after a failed flush the row cannot be loaded
     instance.state = workflow_to_state(workflow)
     instance.updated_at = clock.now()
     if workflow.completed:
         instance.status = "completed"
         instance.completed_at = instance.updated_at
-    _sync_human_tasks(instance, workflow)
-    _sync_timers(instance, workflow)
     try:
+        # The instance row first: its lock version tells at once whether another step won.
+        session().flush()
+        _sync_human_tasks(instance, workflow, completing)
+        _sync_timers(instance, workflow)
         session().flush()
     except StaleDataError:
         raise Conflict("另一个操作同时修改了此案件，请刷新后重试",
-                       instance_id=instance.id) from None
+                       instance_id=instance_id) from None
 
 
 def _all_workflows(workflow):
@@ -145,7 +177,7 @@ def _ready_user_tasks(workflow):
     return tasks
 
 
-def _sync_human_tasks(instance, workflow):
+def _sync_human_tasks(instance, workflow, completing=None):
     """Make the open human-task rows match the workflow's ready user tasks."""
     ready = {str(t.id): t for t in _ready_user_tasks(workflow)}
     rows = session().scalars(select(HumanTask).where(
@@ -153,7 +185,7 @@ def _sync_human_tasks(instance, workflow):
     known = {row.task_uuid for row in rows}
 
     for row in rows:
-        if row.task_uuid not in ready:
+        if row.task_uuid not in ready and row.task_uuid != completing:
             # The workflow moved on without this task (a boundary timer, a cancelled branch).
             row.state = "cancelled"
             row.completed_at = clock.now()
@@ -248,7 +280,7 @@ def start_instance(process_key, actor, data=None, enterprise_id=None, title=None
     except BrandError:
         raise
     except WorkflowException as exc:
-        raise _engine_failure(instance, exc) from exc
+        raise _engine_failure((instance.id, process_key), exc) from exc
     finally:
         current_step.reset(token)
 
@@ -262,17 +294,18 @@ def start_instance(process_key, actor, data=None, enterprise_id=None, title=None
 def complete_task(human_task, actor, values):
     """Complete an open user task with validated form values, as ``actor``."""
     instance = human_task.instance
+    task_id = human_task.id
     if human_task.state != "open":
-        raise Conflict("此任务已办结", task_id=human_task.id)
+        raise Conflict("此任务已办结", task_id=task_id)
 
     def run_task(workflow):
         task = workflow.get_task_from_id(UUID(human_task.task_uuid))
         if task is None or task.state != TaskState.READY:
-            raise Conflict("此任务已不在待办状态", task_id=human_task.id)
+            raise Conflict("此任务已不在待办状态", task_id=task_id)
         task.data.update(values)
         task.run()
 
-    _run(instance, actor, run_task)
+    _run(instance, actor, run_task, completing=human_task.task_uuid)
 
     human_task.state = "completed"
     human_task.completed_at = clock.now()
@@ -284,8 +317,7 @@ def complete_task(human_task, actor, values):
     try:
         session().flush()
     except StaleDataError:
-        raise Conflict("此任务已被他人同时修改，请刷新后重试",
-                       task_id=human_task.id) from None
+        raise Conflict("此任务已被他人同时修改，请刷新后重试", task_id=task_id) from None
 
 
 def due_timer_instances(now=None, limit=500):
@@ -304,30 +336,39 @@ def due_timer_instances(now=None, limit=500):
 def fire_timers(instance_id, now=None):
     """Fire the due timers of one instance; returns the names of the timers that fired.
 
-    The due timer rows are claimed first (row locks, skipping rows another worker
-    holds, on PostgreSQL), so that several schedulers never fire one timer twice.
+    The instance row is locked first (on PostgreSQL), then its due timers are read: every
+    step locks the instance before the timer rows, so a timer run and a completion cannot
+    deadlock, and several schedulers never fire one timer twice. Only timers the workflow
+    really had waiting and that fired are reported and recorded.
     """
     now = now or clock.now()
-    query = select(Timer).where(Timer.instance_id == instance_id, Timer.due_at <= now)
+    query = select(Instance).where(Instance.id == instance_id)
     if session().get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    due = session().scalars(query).all()
+        query = query.with_for_update()
+    instance = session().scalars(query).first()
+    if instance is None or instance.status != "running":
+        return []
+    due = session().scalars(select(Timer).where(
+        Timer.instance_id == instance_id, Timer.due_at <= now)).all()
     if not due:
         return []
 
-    instance = get_instance(instance_id)
-    if instance.status != "running":
-        return []
-    names = sorted({t.spec_name for t in due})
+    fired = []
 
     def refresh(workflow):
+        waiting = [t for t in workflow.event_manager.tasks.values()
+                   if _timer_due(t) is not None]
         workflow.refresh_timers()
+        fired.extend(sorted({t.task_spec.bpmn_id or t.task_spec.name for t in waiting
+                             if t.state != TaskState.WAITING}))
+        return bool(fired)
 
-    _run(instance, None, refresh)
-    _history(instance, None, "timer", task_spec=", ".join(names),
-             detail={"due": [t.due_at.isoformat() for t in due]})
+    if _run(instance, None, refresh) is None:
+        return []
+    _history(instance, None, "timer", task_spec=", ".join(fired),
+             detail={"due": [t.due_at.isoformat() for t in due if t.spec_name in fired]})
     session().flush()
-    return names
+    return fired
 
 
 def next_timer_due():

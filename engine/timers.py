@@ -11,6 +11,8 @@ import logging
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 
 from engine import clock, runtime
 from engine.errors import BrandError
@@ -40,6 +42,10 @@ def fire_due_timers(transaction, now=None, max_rounds=50):
                     names = runtime.fire_timers(instance_id, now or clock.now())
             except BrandError as exc:
                 logger.warning("timer of instance %s not fired: %s", instance_id, exc.message)
+                continue
+            except (StaleDataError, DBAPIError) as exc:
+                # Lost a race with a user's step; the next round sees the new state.
+                logger.warning("timer of instance %s not fired this round: %s", instance_id, exc)
                 continue
             if names:
                 fired += len(names)

@@ -15,6 +15,18 @@ from web.extensions import db
 logger = logging.getLogger(__name__)
 
 
+# PostgreSQL SQLSTATEs of a transaction that lost to another: serialization failure, deadlock.
+RACE_SQLSTATES = {"40001", "40P01"}
+
+
+def is_lost_race(exc):
+    """Whether a database error means another transaction won (a 409, not a 503)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in RACE_SQLSTATES
+    return "database is locked" in str(exc.orig).lower()
+
+
 def wants_json():
     return request.path.startswith("/api/")
 
@@ -43,7 +55,7 @@ def register(app):
     @app.errorhandler(OperationalError)
     def operational(exc):
         db.session.rollback()
-        if "locked" in str(exc.orig).lower() or "could not serialize" in str(exc.orig).lower():
+        if is_lost_race(exc):
             return brand_error(Conflict("另一个操作同时修改了此案件，请刷新后重试"))
         logger.exception("database error")
         return render_error(503, "database_unavailable", gettext("数据库暂时不可用，请稍后重试"))

@@ -26,7 +26,9 @@ def commit():
         raise Conflict("另一个操作同时修改了此案件，请刷新后重试") from None
     except OperationalError as exc:
         db.session.rollback()
-        if "locked" in str(exc.orig).lower():
+        from web.errors import is_lost_race
+
+        if is_lost_race(exc):
             raise Conflict("另一个操作同时修改了此案件，请刷新后重试") from None
         raise
 
@@ -105,6 +107,8 @@ def register(app):
 
 def safe_next(target, default):
     """A local path to go back to, never another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    # Browsers read a backslash as a slash: "/\\evil.example" would leave the site.
+    if target and target.startswith("/") and not target.startswith("//") \
+            and "\\" not in target:
         return target
     return default

@@ -1,7 +1,5 @@
 """Login and logout for the web UI (sessions); API tokens live in the API blueprint."""
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_babel import gettext as _
@@ -12,6 +10,7 @@ from engine.db import session
 from engine.errors import N_, NotAuthenticated
 from engine.models import User
 from web.extensions import login_manager
+from web.views_common import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -39,11 +38,7 @@ def login():
             error = _(exc.message)
         else:
             login_user(user)
-            target = request.args.get("next", "")
-            # Only follow local paths, never another site.
-            if not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
-                target = url_for("home")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next", ""), url_for("home")))
     return render_template("login.html", error=error), 401 if error else 200
 
 
