@@ -344,7 +344,7 @@ def fire_timers(instance_id, now=None):
     now = now or clock.now()
     query = select(Instance).where(Instance.id == instance_id)
     if session().get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=Instance)
     instance = session().scalars(query).first()
     if instance is None or instance.status != "running":
         return []

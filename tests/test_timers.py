@@ -70,6 +70,8 @@ def test_timers_survive_a_restart(app, api, database_url):
     assert "fired 1 timer" in result.output
     with restarted.app_context():
         assert runtime.get_instance(instance_id).status == "completed"
+        db.session.remove()
+        db.engine.dispose()
     assert enterprise_status(app) == "lapsed"
 
 
@@ -107,3 +109,5 @@ def test_no_virtual_clock_in_production(database_url):
     result = app.test_cli_runner().invoke(args=["clock-advance", "P1D"])
     assert result.exit_code != 0
     assert "does not exist in production" in result.output
+    with app.app_context():
+        db.engine.dispose()
