@@ -31,14 +31,25 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
     # Lifetime of an API token, in seconds.
     "TOKEN_MAX_AGE": 12 * 3600,
+    # The public site root printed in label QR codes (no path): upper-cased in the QR code.
+    "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    # Largest label batch one request may issue, and PDF pages one export may render.
+    "LABEL_BATCH_MAX": 200_000,
+    "LABEL_PDF_MAX_PAGES": 50,
+    # Rate limit of the public verification endpoints, per client address (Flask-Limiter).
+    "PUBLIC_RATE_LIMIT": "60 per minute",
+    "RATELIMIT_ENABLED": True,
+    # memory:// keeps counts per process; use redis://host:6379 when several processes serve.
+    "RATELIMIT_STORAGE_URI": "memory://",
 }
 
 # Read by the test suite, not by the application.
 TEST_HARNESS_VARIABLES = {"BRAND_TEST_DATABASE_URL", "BRAND_BROWSER_TESTS", "BRAND_CHROMIUM"}
 
-_INT_KEYS = {"PAGE_SIZE", "MAX_CONTENT_LENGTH", "TOKEN_MAX_AGE"}
+_INT_KEYS = {"PAGE_SIZE", "MAX_CONTENT_LENGTH", "TOKEN_MAX_AGE", "LABEL_BATCH_MAX",
+             "LABEL_PDF_MAX_PAGES"}
 _FLOAT_KEYS = {"SCRIPT_TIME_LIMIT"}
-_BOOL_KEYS = {"SCHEDULER"}
+_BOOL_KEYS = {"SCHEDULER", "RATELIMIT_ENABLED"}
 
 
 class SettingsError(ValueError):

@@ -9,10 +9,10 @@ import logging
 
 from sqlalchemy import select
 
-from engine import clock
+from engine import clock, ledger
 from engine.db import session
 from engine.errors import N_, Conflict, Forbidden, ValidationFailed
-from engine.models import DepositEntry, Enterprise, Instance
+from engine.models import Enterprise, Instance
 from engine.services import service_operation, start_guard
 
 logger = logging.getLogger(__name__)
@@ -82,10 +82,9 @@ def admit_enterprise(task_data, **_params):
         raise ValidationFailed("确认到账的保证金少于应缴金额",
                                fields={"paid_amount_fen": [too_little]})
 
-    session().add(DepositEntry(
-        enterprise_id=enterprise.id, kind="paid_in", amount_fen=amount,
-        instance_id=step.instance.id, approved_by=getattr(step.actor, "id", None),
-        note=task_data.get("payment_reference"), created_at=clock.now()))
+    ledger.pay_in(enterprise.id, amount, instance_id=step.instance.id,
+                  approved_by=getattr(step.actor, "id", None),
+                  note=task_data.get("payment_reference"))
     enterprise.status = "admitted"
     enterprise.admitted_at = clock.now()
     enterprise.status_reason = None

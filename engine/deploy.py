@@ -35,8 +35,13 @@ def check_unit(files, forms, script_names=frozenset()):
                               form_fields=forms.field_names, script_names=script_names)
 
 
-def deploy_unit(files, forms, deployed_by, reason=None, script_names=frozenset()):
-    """Deploy one unit; return (version, created). Raises DeployRefused listing the problems."""
+def deploy_unit(files, forms, deployed_by, reason=None, script_names=frozenset(),
+                skip_known=False):
+    """Deploy one unit; return (version, created). Raises DeployRefused listing the problems.
+
+    With ``skip_known``, content equal to any earlier version (not only the latest) creates
+    nothing: redeploying ``bpmn/`` must not undo a version the office deployed since.
+    """
     problems = check_unit(files, forms, script_names)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
@@ -55,6 +60,10 @@ def deploy_unit(files, forms, deployed_by, reason=None, script_names=frozenset()
     digest = content_hash(files)
     latest = latest_version(key)
     if latest is not None and latest.content_hash == digest:
+        return latest, False
+    if latest is not None and skip_known and session().scalar(select(ProcessVersion.id).where(
+            ProcessVersion.process_key == key, ProcessVersion.content_hash == digest).limit(1)):
+        logger.info("%s: content of an earlier version, latest v%s stays", key, latest.version)
         return latest, False
 
     version = ProcessVersion(
@@ -87,7 +96,7 @@ def deploy_directory(directory, forms, deployed_by="system", script_names=frozen
         files.update(_called_decision_files(files[path.name], decisions))
         try:
             version, created = deploy_unit(files, forms, deployed_by, "deployed from bpmn/",
-                                           script_names)
+                                           script_names, skip_known=True)
             results.append((path.name, version, created, []))
         except DeployRefused as exc:
             results.append((path.name, None, False, exc.problems))

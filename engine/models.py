@@ -95,20 +95,36 @@ class Enterprise(Base):
 
 
 class DepositEntry(Base):
-    """One immutable line of an enterprise's performance deposit ledger, in fen."""
+    """One immutable line of an enterprise's performance deposit ledger, in fen.
+
+    Written only by ``engine.ledger``, which says what each kind does to the balance.
+    ``sequence`` numbers an enterprise's entries 1, 2, 3... (two writers that somehow
+    passed the ledger's lock together collide on it); ``digest`` chains each entry to
+    the one before, so that an edit behind the ledger's back fails reconciliation.
+    """
 
     __tablename__ = "deposit_entries"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"))
+    # The case that caused the entry, and who approved it.
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"), index=True)
     approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    digest: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (CheckConstraint("amount_fen > 0", name="positive"),)
+    approver: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="positive"),
+        CheckConstraint("kind in ('paid_in', 'frozen', 'unfrozen', 'deducted', 'paid_out', "
+                        "'recovered', 'topped_up', 'refunded')", name="kind"),
+        UniqueConstraint("enterprise_id", "sequence"),
+    )
 
 
 class ProcessVersion(Base):
@@ -231,3 +247,57 @@ class ClockOffset(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProcessDraft(Base):
+    """A revision of a process being edited in the modeler: saved, checked, never run.
+
+    ``files`` holds the whole deploy unit as text (the ``.bpmn`` and the ``.dmn`` tables
+    it calls); deploying it creates the next ``ProcessVersion`` and records which.
+    """
+
+    __tablename__ = "process_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(64), index=True)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    files: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    deployed_version: Mapped[int | None] = mapped_column(Integer)
+    # Two officers saving the same draft: the second save answers 409 instead of winning.
+    lock_version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
+class FormRevision(Base):
+    """One saved content of a form file under ``forms/``: who changed it, when and why."""
+
+    __tablename__ = "form_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_name: Mapped[str] = mapped_column(String(64), index=True)
+    content: Mapped[str] = mapped_column(Text)
+    saved_by: Mapped[str] = mapped_column(String(64))
+    saved_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ProcessMigration(Base):
+    """Running cases moved from one version of a process to another, in one step."""
+
+    __tablename__ = "process_migrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(64), index=True)
+    from_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    moved: Mapped[list] = mapped_column(JSON)
+    # instance id (as text) -> the reasons it stayed on from_version
+    kept: Mapped[dict] = mapped_column(JSON)
+    migrated_by: Mapped[str] = mapped_column(String(64))
+    migrated_at: Mapped[datetime] = mapped_column(DateTime)
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -1,4 +1,13 @@
 """Imports every module that declares tables, so that the metadata is complete
 (for ``create_all``, migrations and the tests)."""
 
-from engine import licensing, models  # noqa: F401
+from engine import (  # noqa: F401
+    complaints,
+    deposits,
+    labels,
+    licensing,
+    models,
+    rules,
+    trace,
+    workdays,
+)

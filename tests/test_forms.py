@@ -121,9 +121,9 @@ def _errors(call, *args, **kwargs):
 # --- definitions ------------------------------------------------------------------
 
 
-def test_every_form_file_loads_with_the_expected_fields(registry):
-    assert set(registry.names()) == set(EXPECTED_FORMS)
-    assert {path.stem for path in FORMS_DIR.glob("*.json")} == set(EXPECTED_FORMS)
+def test_every_form_file_loads_and_admission_forms_have_their_fields(registry):
+    assert set(registry.names()) == {path.stem for path in FORMS_DIR.glob("*.json")}
+    assert set(EXPECTED_FORMS) <= set(registry.names())
     for name, fields in EXPECTED_FORMS.items():
         form = registry.get(name)
         assert form.title

@@ -76,7 +76,10 @@ def _select_locale():
 
 
 def _register_blueprints(app):
-    from web.blueprints import api, api_licences, auth, cases, inbox, portal
+    from web.blueprints import (
+        api, api_complaints, api_deposits, api_labels, api_licences, auth, cases, complaints,
+        finance, inbox, office_rules, portal, portal_labels, verify, workcalendar,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
@@ -86,6 +89,25 @@ def _register_blueprints(app):
     csrf.exempt(api.bp)
     app.register_blueprint(api_licences.bp)
     csrf.exempt(api_licences.bp)
+    verify.init_app(app)
+    app.register_blueprint(verify.bp)
+    app.register_blueprint(api_labels.bp)
+    csrf.exempt(api_labels.bp)
+    app.register_blueprint(portal_labels.bp)
+    app.register_blueprint(api_deposits.bp)
+    csrf.exempt(api_deposits.bp)
+    app.register_blueprint(api_complaints.bp)
+    csrf.exempt(api_complaints.bp)
+    app.register_blueprint(complaints.bp)
+    app.register_blueprint(finance.bp)
+    app.register_blueprint(workcalendar.bp)
+    app.register_blueprint(office_rules.bp)
+    from web.blueprints import admin_processes, api_processes
+
+    app.register_blueprint(admin_processes.bp)
+    # Token callers need no CSRF token; session callers (the modeler) are checked in the view.
+    app.register_blueprint(api_processes.bp)
+    csrf.exempt(api_processes.bp)
     if app.config["MODE"] != "production":
         app.register_blueprint(api.clock_bp)
         csrf.exempt(api.clock_bp)

@@ -4,9 +4,9 @@ from sqlalchemy import select
 
 from datetime import timedelta
 
-from engine import accounts, clock, licensing
+from engine import accounts, clock, ledger, licensing
 from engine.db import session
-from engine.models import DepositEntry, Enterprise, User
+from engine.models import Enterprise, User
 from web.extensions import db
 
 DEMO_PASSWORD = "demo"
@@ -50,8 +50,10 @@ def _admit_for_demo(enterprise):
     enterprise.status = "admitted"
     enterprise.admitted_at = now
     enterprise.deposit_required_fen = 1_000_000
-    session().add(DepositEntry(enterprise_id=enterprise.id, kind="paid_in", amount_fen=1_000_000,
-                               note="演示数据", created_at=now))
+    finance = session().scalars(select(User).where(User.username == "finance")).first()
+    # An opening balance, as if paid before the system: no case, approved by finance.
+    ledger.pay_in(enterprise.id, 1_000_000, approved_by=finance.id if finance else None,
+                  note="演示数据：期初缴纳")
     licensing.record_certificate(
         "LB-53-2612-0001", "green", enterprise.name, "black_cardamom", "草果基地 500 亩",
         (now - timedelta(days=30)).date(), (now + timedelta(days=730)).date(),
