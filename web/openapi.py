@@ -1,5 +1,7 @@
 """The OpenAPI 3.1 document of /api/v1, written out so that it says what the views do."""
 
+import re
+
 from flask import current_app
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -30,6 +32,29 @@ def _path_id(name):
 
 DATA_BODY = {"type": "object", "properties": {"data": {"type": "object"}},
              "required": ["data"]}
+
+
+_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+def _add_undocumented_routes(paths):
+    """Every /api/v1 route appears in the document: the ones not described above get a
+    generic entry (path parameters typed from their URL converters, the error responses)."""
+    for rule in current_app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = _CONVERTER.sub(r"{\2}", rule.rule[len("/api/v1"):])
+        params = [{"name": name, "in": "path", "required": True,
+                   "schema": {"type": "integer" if conv == "int" else "string"}}
+                  for conv, name in _CONVERTER.findall(rule.rule)]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            entry = paths.setdefault(path, {})
+            if method.lower() not in entry:
+                doc = (current_app.view_functions[rule.endpoint].__doc__ or rule.endpoint)
+                body = {"type": "object"} if method in ("POST", "PUT", "PATCH") else None
+                entry[method.lower()] = _op(doc.strip().splitlines()[0], rule.endpoint.split(
+                    ".")[0], params=params, body=body,
+                    auth=not path.startswith(("/verify/", "/complaints", "/openapi")))
 
 
 def openapi_document():
@@ -83,6 +108,7 @@ def openapi_document():
             body={"type": "object", "required": ["duration"],
                   "properties": {"duration": {"type": "string", "example": "P3D"}}})}
 
+    _add_undocumented_routes(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "盈江县区域公共品牌经营与管理系统 API", "version": "1"},

@@ -16,6 +16,7 @@ from web.views_common import commit
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
 ADMISSION = "admission_review"
+LICENCE = "licence_grant"
 
 
 def _enterprise():
@@ -33,24 +34,31 @@ def index():
                            cases=inbox.instance_ids_for(current_user))
 
 
-@bp.route("/apply", methods=["GET", "POST"])
+# The processes an enterprise starts from the portal, and where each leads afterwards.
+STARTABLE = {ADMISSION: "portal.index", LICENCE: "portal_labels.licences"}
+
+
+@bp.route("/apply", methods=["GET", "POST"], defaults={"process_key": ADMISSION})
+@bp.route("/apply/<process_key>", methods=["GET", "POST"])
 @login_required
-def apply():
+def apply(process_key):
     enterprise = _enterprise()
-    form = cases.start_form(deploy.get_version(ADMISSION))
+    if process_key not in STARTABLE:
+        abort(404)
+    form = cases.start_form(deploy.get_version(process_key))
     errors, values = {}, {"enterprise_name": enterprise.name}
 
     if request.method == "POST":
         values = request.form
         try:
-            instance = cases.start_case(current_user, ADMISSION, request.form,
+            instance = cases.start_case(current_user, process_key, request.form,
                                         partial(load_html, translate=_))
             commit()
         except ValidationFailed as exc:
             errors = exc.fields
         else:
             flash(_("申请已提交，案件编号 %(id)s", id=instance.id))
-            return redirect(url_for("portal.index"))
+            return redirect(url_for(STARTABLE[process_key]))
 
     return render_template("apply.html", form=describe(form, _), values=values, errors=errors,
                            enterprise=enterprise), 422 if errors else 200
