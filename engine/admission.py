@@ -9,7 +9,7 @@ import logging
 
 from sqlalchemy import select
 
-from engine import clock, ledger
+from engine import clock, expulsion, ledger
 from engine.db import session
 from engine.errors import N_, Conflict, Forbidden, ValidationFailed
 from engine.models import Enterprise, Instance
@@ -36,6 +36,7 @@ def check_can_apply(user, enterprise, data):
     """Refuse a second application while one runs or after admission."""
     if enterprise is None:
         raise Forbidden("只有企业用户可以提交准入申请")
+    expulsion.refuse_if_barred(enterprise)
     if enterprise.status == "admitted":
         raise Conflict("该企业已准入，无需重复申请")
     running = session().scalar(select(Instance.id).where(

@@ -2,11 +2,14 @@
 (for ``create_all``, migrations and the tests)."""
 
 from engine import (  # noqa: F401
+    brandsite,
     complaints,
     deposits,
+    expulsion,
     labels,
     licensing,
     models,
+    notices,
     rules,
     trace,
     workdays,

@@ -43,7 +43,15 @@ def script_names():
 
 def _load_domain():
     # Importing the domain modules registers their functions; done late to avoid cycles.
-    from engine import admission, complaints, deposits, labels, licensing  # noqa: F401
+    from engine import (  # noqa: F401
+        admission,
+        complaints,
+        deposits,
+        expulsion,
+        labels,
+        licensing,
+        notices,
+    )
 
 
 @script_function

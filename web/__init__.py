@@ -102,7 +102,11 @@ def _register_blueprints(app):
     app.register_blueprint(finance.bp)
     app.register_blueprint(workcalendar.bp)
     app.register_blueprint(office_rules.bp)
-    from web.blueprints import admin_processes, api_processes
+    from web.blueprints import admin_processes, api_processes, brand, expulsions, notices
+
+    app.register_blueprint(brand.bp)
+    app.register_blueprint(notices.bp)
+    app.register_blueprint(expulsions.bp)
 
     app.register_blueprint(admin_processes.bp)
     # Token callers need no CSRF token; session callers (the modeler) are checked in the view.

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from datetime import timedelta
 
-from engine import accounts, clock, ledger, licensing
+from engine import accounts, brandsite, clock, ledger, licensing
 from engine.db import session
 from engine.models import Enterprise, User
 from web.extensions import db
@@ -40,6 +40,7 @@ def seed_demo():
                                  enterprise_id=enterprise.id)
             if username == "ent-b":
                 _admit_for_demo(enterprise)
+    _portal_content()
     db.session.commit()
     users = ", ".join(DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES))
     return [f"demo logins (password '{DEMO_PASSWORD}'): {users}"]
@@ -58,3 +59,31 @@ def _admit_for_demo(enterprise):
         "LB-53-2612-0001", "green", enterprise.name, "black_cardamom", "草果基地 500 亩",
         (now - timedelta(days=30)).date(), (now + timedelta(days=730)).date(),
         enterprise_id=enterprise.id)
+
+
+BRAND_STORY = """盈江县地处云南西部，气候温润，雨量充沛，出产茶叶、草果、澳洲坚果、洋芋和甘蔗。
+
+盈江县区域公共品牌由县品牌管理办公室统一管理。只有达到准入标准的企业才能获得品牌授权，
+每一件授权产品都贴有不可伪造的防伪标签，扫码即可查验真伪和产品追溯信息。
+
+品牌办公室对质量、假冒和经营行为实行监督，严重损害品牌的企业将被强制清退并公示。"""
+
+DEMO_OUTLETS = (
+    ("盈江县城旗舰店", "盈江县平原镇允燕路 88 号", ("tea", "black_cardamom", "macadamia"),
+     "线上下单后凭取货码到店自提，营业时间 9:00-21:00。"),
+    ("铜壁关乡服务点", "盈江县铜壁关乡集镇中心街 12 号", ("black_cardamom",),
+     "草果现货，下单后次日可取。"),
+)
+
+
+def _portal_content():
+    """A story page and two retail outlets for the public portal (idempotent)."""
+    if session().get(brandsite.ContentPage, "story") is None:
+        session().add(brandsite.ContentPage(slug="story", title="品牌故事", body=BRAND_STORY,
+                                            position=0, updated_at=clock.now()))
+    if not brandsite.list_outlets(include_inactive=True):
+        for name, address, products, note in DEMO_OUTLETS:
+            session().add(brandsite.RetailOutlet(
+                name=name, address=address, products=",".join(products), pickup_note=note,
+                active=True, updated_at=clock.now()))
+    session().flush()

@@ -16,8 +16,9 @@ from engine import deploy, drafts, formedit, migration, services, simulation, ve
 from engine.db import session
 from engine.errors import N_, DeployRefused, Forbidden, ValidationFailed
 from engine.forms import FormDefinitionError
-from engine.models import Group, Instance
+from engine.models import Group, Instance, ProcessVersion
 from engine.serialization import load_spec
+from web.blueprints import api_processes
 from web.views_common import commit, forms, group_name
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ def modeler(key):
     draft = drafts.get_draft(draft_id) if draft_id else None
     if draft is not None and draft.process_key != key:
         abort(404)
+    if draft is not None and draft.deployed_version is not None:
+        flash(_("此草稿已部署，不能再修改"))
+        return redirect(url_for(".modeler", key=key, version=draft.deployed_version))
     version = request.args.get("version", type=int)
     if draft is None:
         base, files = drafts.starting_files(key, version)
@@ -164,7 +168,7 @@ def modeler(key):
         "files": files,
         "base_version": base,
         "urls": {
-            "api": url_for("api_processes.list_drafts", key=key).rsplit("/processes/", 1)[0],
+            "api": request.script_root + api_processes.bp.url_prefix,
             "simulate": url_for(".simulate", key=key),
             "modeler": url_for(".modeler", key=key),
             "form": url_for(".form_page", name="__name__"),
@@ -189,7 +193,7 @@ def diff(key):
     markers = {"added": [e["element_id"] for e in result["added"]],
                "changed": [e["element_id"] for e in result["changed"]]}
     return render_template("admin/diff.html", key=key, diff=result, xml=xml, markers=markers,
-                           numbers=_numbers(key), strings=script_strings())
+                           numbers=_numbers(key))
 
 
 @bp.route("/processes/<key>/migrate", methods=["GET", "POST"])
@@ -290,8 +294,9 @@ def _new_form_text(name):
 
 
 def _numbers(key):
-    return [v.version for _key, found in deploy.list_processes() if _key == key
-            for v in found]
+    """The version numbers of a process, newest first."""
+    return list(session().scalars(select(ProcessVersion.version).where(
+        ProcessVersion.process_key == key).order_by(ProcessVersion.version.desc())))
 
 
 def _groups():
