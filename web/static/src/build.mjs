@@ -1,4 +1,4 @@
-// Copy the prebuilt browser bundles of bpmn-js and dmn-js from node_modules into
+// Copy the prebuilt browser bundles of bpmn-js, dmn-js and echarts from node_modules into
 // web/static/vendor/, with their licences, and write vendor/MANIFEST.txt (version, size
 // and sha256 of every file). Run through `make vendor` after `npm ci`; never at run time.
 //
@@ -40,6 +40,13 @@ const WANTED = {
     'dist/assets/dmn-js-boxed-expression-controls.css',
     'dist/assets/dmn-font/css/dmn.css',
     'dist/assets/dmn-font/font',
+  ],
+  // The dashboard's charts: the "common" build (line, bar, pie, scatter, the toolbox,
+  // both renderers, the built-in Chinese and English locales), minified by Apache.
+  'echarts': [
+    'LICENSE',
+    'NOTICE',
+    'dist/echarts.common.min.js',
   ],
 };
 
