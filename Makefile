@@ -61,8 +61,8 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check engine web config tests bench
 
-# Rebuild web/static/vendor/ (bpmn-js, dmn-js, echarts) from the npm registry; not part of any other
-# target: the vendored files are committed and nothing is fetched at run time. Versions are
+# Rebuild web/static/vendor/ (bpmn-js, dmn-js, echarts) from the npm registry; not part of any
+# other target: the vendored files are committed and nothing is fetched at run time. Versions are
 # pinned in web/static/src/package.json and package-lock.json; see web/static/vendor/VENDOR.md.
 .PHONY: vendor
 vendor:
