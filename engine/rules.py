@@ -28,6 +28,8 @@ class RuleSpec:
     default: object
     description: str
     minimum: float = 0
+    # When not empty, the only values the rule may take.
+    choices: tuple = ()
 
 
 KNOWN = {
@@ -127,6 +129,10 @@ def set_rule(key, value, actor, reason=""):
         problem = N_("应为不小于下限的数值")
         raise ValidationFailed("规则取值无效", fields={"value": [problem]},
                                minimum=spec.minimum)
+    if spec.choices and parsed not in spec.choices:
+        problem = N_("只能取以下值之一")
+        raise ValidationFailed("规则取值无效", fields={"value": [problem]},
+                               choices=list(spec.choices))
 
     now = clock.now()
     row = session().get(Rule, key)

@@ -10,6 +10,7 @@ from engine import (  # noqa: F401
     licensing,
     models,
     notices,
+    royalties,
     rules,
     trace,
     workdays,

@@ -51,6 +51,7 @@ def _load_domain():
         labels,
         licensing,
         notices,
+        royalties,
     )
 
 
@@ -83,3 +84,20 @@ def check_start(process_key, user, enterprise, data):
     guard = _start_guards.get(process_key)
     if guard is not None:
         guard(user, enterprise, data)
+
+
+_periodic_jobs = []
+
+
+def periodic_job(fn):
+    """Register ``fn(transaction, now=None)`` to run at the start of every timer run
+    (``engine.timers.fire_due_timers``): work due by the calendar rather than by a case's
+    timer, such as opening a royalty period. A job must be idempotent and open its own
+    transactions with ``transaction``."""
+    _periodic_jobs.append(fn)
+    return fn
+
+
+def periodic_jobs():
+    _load_domain()
+    return list(_periodic_jobs)

@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import clock, runtime
+from engine import clock, runtime, services
 from engine.errors import BrandError
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,11 @@ def fire_due_timers(transaction, now=None, max_rounds=50):
     """Fire every timer due by ``now`` (or by the clock at each round); return how many fired.
 
     Fired timers can create new timers that are already due (a chain); rounds repeat
-    until nothing is due, at most ``max_rounds`` times.
+    until nothing is due, at most ``max_rounds`` times. The domain's periodic jobs
+    (``services.periodic_job``) run first, so that the cases they open fire with this run.
     """
+    for job in services.periodic_jobs():
+        job(transaction, now)
     fired = 0
     for _ in range(max_rounds):
         with transaction():

@@ -108,6 +108,11 @@ def _register_blueprints(app):
     app.register_blueprint(notices.bp)
     app.register_blueprint(expulsions.bp)
 
+    from web.blueprints import api_royalties, royalties
+
+    app.register_blueprint(royalties.bp)
+    app.register_blueprint(api_royalties.bp)
+    csrf.exempt(api_royalties.bp)
     app.register_blueprint(admin_processes.bp)
     # Token callers need no CSRF token; session callers (the modeler) are checked in the view.
     app.register_blueprint(api_processes.bp)

@@ -1,5 +1,6 @@
 """Demo data: one user per department, two enterprises; password ``demo`` for all."""
 
+from flask import current_app
 from sqlalchemy import select
 
 from datetime import timedelta
@@ -41,6 +42,11 @@ def seed_demo():
             if username == "ent-b":
                 _admit_for_demo(enterprise)
     _portal_content()
+    if current_app.config["MODE"] == "demo":
+        # Not in tests: a payer whose periods other tests' clocks would open.
+        from web.demo_royalty import seed_royalty_demo
+
+        seed_royalty_demo()
     db.session.commit()
     users = ", ".join(DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES))
     return [f"demo logins (password '{DEMO_PASSWORD}'): {users}"]
