@@ -31,7 +31,10 @@ def fire_due_timers(transaction, now=None, max_rounds=50):
     (``services.periodic_job``) run first, so that the cases they open fire with this run.
     """
     for job in services.periodic_jobs():
-        job(transaction, now)
+        try:
+            job(transaction, now)
+        except Exception:  # noqa: BLE001 - a failing job must not hold up the cases' timers
+            logger.exception("periodic job %s failed", job.__name__)
     fired = 0
     for _ in range(max_rounds):
         with transaction():
