@@ -34,8 +34,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Integer, String, Text,
-    UniqueConstraint, and_, func, select,
+    BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Integer, String,
+    UniqueConstraint, and_, case, func, select,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -43,7 +43,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from engine import clock, ledger, rules
 from engine.db import Base, session
 from engine.errors import N_, BrandError, Forbidden, NotFound, ValidationFailed
-from engine.inbox import ENTERPRISE_GROUP
 from engine.licensing import Licence
 from engine.models import Enterprise, Instance
 from engine.services import (
@@ -520,11 +519,12 @@ def decide_overdue_royalty(task_data, **_params):
     evidence = (f"品牌权费 {period_label(royalty.period_start, royalty.period_end)}"
                 f"（授权 {royalty.licence.number}）应缴 {royalty.royalty_fen} 分，"
                 f"催缴后仍未缴纳；权费案件 {step.instance.id}。")
-    expulsion._target(royalty.enterprise_id)
-    case = runtime.start_instance(
-        expulsion.PROCESS, step.actor,
-        {"enterprise_id": royalty.enterprise_id, "grounds": "unpaid_dues",
-         "evidence": evidence, "attachments": ""}, enterprise_id=royalty.enterprise_id)
+    data = {"enterprise_id": royalty.enterprise_id, "grounds": "unpaid_dues",
+            "evidence": evidence, "attachments": ""}
+    # The expulsion's own start rule: leadership may start it, one running case at a time.
+    expulsion.check_can_start_expulsion(step.actor, None, data)
+    case = runtime.start_instance(expulsion.PROCESS, step.actor, data,
+                                  enterprise_id=royalty.enterprise_id)
     step.record("expulsion_started", expulsion_case=case.id)
     return None
 
@@ -577,8 +577,6 @@ def yearly_totals():
     fen = func.coalesce(Royalty.royalty_fen, 0)
 
     def summed(statuses):
-        from sqlalchemy import case
-
         return func.coalesce(func.sum(case((Royalty.status.in_(statuses), fen), else_=0)), 0)
 
     rows = session().execute(
@@ -602,10 +600,3 @@ def enterprise_summaries():
     return [(e, totals(grouped[e.id]), len(grouped[e.id]))
             for e in sorted(enterprises, key=lambda e: e.name)]
 
-
-def open_royalties_for(user):
-    """For the enterprise portal: whether ``user`` belongs to an enterprise that pays."""
-    if user.enterprise_id is None or ENTERPRISE_GROUP not in user.group_ids:
-        return False
-    enterprise = session().get(Enterprise, user.enterprise_id)
-    return enterprise is not None and enterprise.kind in ROYALTY_KINDS

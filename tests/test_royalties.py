@@ -258,6 +258,26 @@ def test_a_deduction_larger_than_the_deposit_is_refused(app, api, payer):
     assert the_royalty(api, enterprise_id)["status"] == "paid"
 
 
+def test_leadership_can_start_an_expulsion_for_unpaid_dues(app, api, payer):
+    enterprise_id, _licence_id, case = payer
+    declare(api, case, 500, 100_000_000)
+    accept(api, case)
+    advance(api, "P22D")
+    advance(api, "P8D")
+    complete(api, "leadership", case, "royalty_decision",
+             {"royalty_decision": "expel", "royalty_decision_note": "拒不缴纳权费"})
+    assert the_royalty(api, enterprise_id)["decision"] == "expel"
+    assert api.get(f"/instances/{case}", "finance")["status"] == "completed"
+    with app.app_context():
+        from engine.expulsion import Expulsion
+
+        expulsion = db.session.scalars(select(Expulsion)).one()
+        assert (expulsion.enterprise_id, expulsion.grounds) == (enterprise_id, "unpaid_dues")
+        assert f"权费案件 {case}" in expulsion.evidence
+    # The deposit is untouched until the expulsion case decides.
+    assert api.get(f"/enterprises/{enterprise_id}/deposit", "finance")["balance_fen"] == DEPOSIT
+
+
 def test_an_undeclared_period_is_escalated_to_leadership(app, api, payer):
     enterprise_id, _licence_id, case = payer
     assert advance(api, "P16D") == 1          # 25 October: 10 working days passed
@@ -288,6 +308,25 @@ def test_a_declaration_larger_than_the_labels_allow_is_flagged(app, api):
     task = the_task(api, "finance", case, "finance_check")
     page = login_and_get(app, f"/tasks/{task['id']}", "finance")
     assert "申报数量超过已发放标签可覆盖的数量" in page
+
+
+def test_fewer_units_than_labels_scanned_in_the_period_is_flagged(app, client, api):
+    from test_labels import batch_urls, code_of, verify
+
+    set_clock(app, datetime(2026, 8, 3, 2, 0))
+    enterprise_id, licence_id = make_payer(app)
+    batch = issue(api, licence_id, 10)
+    urls = batch_urls(client, api, batch["id"], user="market")
+    for url in urls[:3]:
+        assert verify(client, code_of(url))["status"] == "genuine"
+    open_quarter(app, api)
+    verify(client, code_of(urls[3]))          # scanned after the quarter: not counted
+    case = the_royalty(api, enterprise_id)["instance_id"]
+
+    declare(api, case, 2, 100_000)
+    flagged = the_royalty(api, enterprise_id)
+    assert (flagged["labels_available"], flagged["labels_scanned"]) == (10, 3)
+    assert flagged["flag"] == "undersized"
 
 
 def login_and_get(app, path, username):
