@@ -98,7 +98,9 @@ OUTSTANDING = ("due", "overdue", "escalated")
 class Royalty(Base):
     """The royalty of one licence for one period: declaration, assessment, payment.
 
-    ``due_on`` is the payment deadline (naive UTC, the end of a working day in Beijing).
+    ``due_on`` is the payment deadline (naive UTC, the end of a working day in Beijing);
+    ``paid_at`` is when finance confirmed the payment, or when leadership's deduction from
+    the deposit settled it (``status`` says which).
     """
 
     __tablename__ = "royalties"

@@ -6,6 +6,7 @@ gets 1,000 labels on 3 August; the clock then moves to Friday 9 October 2026, af
 third quarter (and the National Day holidays), and a timer run opens the quarter.
 """
 
+import threading
 from datetime import date, datetime
 
 import pytest
@@ -15,7 +16,8 @@ from test_admission import complete, the_task
 from test_complaints import login, set_clock
 
 from engine import clock, ledger, royalties, rules
-from engine.models import User
+from engine.errors import ValidationFailed
+from engine.models import Instance, User
 from engine.royalties import Royalty, compute_royalty_fen
 from web import transaction
 from web.demo_royalty import add_royalty_payer
@@ -378,14 +380,46 @@ def test_opening_a_period_is_idempotent(app, api):
         db.session.rollback()
 
 
+def test_two_schedulers_at_once_open_each_period_once(app):
+    """Two workers run the job at the same instant: one case per licence, whatever wins."""
+    set_clock(app, datetime(2026, 8, 3, 2, 0))
+    licences = [make_payer(app, f"ent-p{n}", f"盈江县并发测试厂{n}")[1] for n in range(4)]
+    set_clock(app, datetime(2026, 10, 9, 2, 0))
+    barrier = threading.Barrier(2)
+    opened, failures = [], []
+
+    def worker():
+        try:
+            with app.app_context():
+                barrier.wait(timeout=10)
+                opened.append(royalties.open_due_periods(transaction))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not failures and sum(opened) == len(licences)
+    with app.app_context():
+        rows = db.session.execute(select(Royalty.licence_id, func.count(Royalty.id))
+                                  .group_by(Royalty.licence_id)).all()
+        assert sorted(rows) == [(licence_id, 1) for licence_id in sorted(licences)]
+        cases = db.session.scalar(select(func.count(Instance.id)).where(
+            Instance.process_key == "royalty"))
+        assert cases == len(licences)
+
+
 def test_the_period_length_is_a_rule_the_office_edits(app, api):
     set_clock(app, datetime(2026, 8, 3, 2, 0))
     make_payer(app)
     with app.app_context():
         office = db.session.scalars(select(User).where(User.username == "office")).one()
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(ValidationFailed) as refused:
             rules.set_rule("royalty.period_months", 5, office)
-        assert getattr(refused.value, "status", None) == 422
+        assert refused.value.details["choices"] == [1, 2, 3, 4, 6, 12]
         rules.set_rule("royalty.period_months", 1, office, reason="试运营按月征收")
         db.session.commit()
     set_clock(app, datetime(2026, 9, 1, 2, 0))
