@@ -30,7 +30,7 @@ def start_form(version):
 
 def may_start(user, version):
     event = start_event(version)
-    if event is None:
+    if event is None or not services.may_start(version.process_key, user):
         return False
     lane = (event.lane or "").strip()
     if not lane:

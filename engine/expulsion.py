@@ -23,7 +23,12 @@ from engine.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from engine.labels import LabelBatch, revoke_licence
 from engine.licensing import Licence
 from engine.models import Enterprise
-from engine.services import deadline_in_working_days, service_operation, start_guard
+from engine.services import (
+    deadline_in_working_days,
+    service_operation,
+    start_guard,
+    starters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +92,7 @@ class Expulsion(Base):
 
 # -- who may start, and the bar on reapplying --------------------------------------------------
 
+@starters(PROCESS)
 def may_start(user):
     return user.enterprise_id is None and bool(user.group_ids & STARTERS)
 

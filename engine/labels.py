@@ -42,7 +42,7 @@ from engine import clock, labelcodes, labelkeys, labelsheet, rules, trace
 from engine.db import Base, session
 from engine.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from engine.licensing import PRODUCTS, Licence
-from engine.services import start_guard
+from engine.services import start_guard, starters
 
 logger = logging.getLogger(__name__)
 
@@ -555,6 +555,11 @@ def _becomes_suspect(label, licence, place, now):
                           .execution_options(synchronize_session=False))
     session().refresh(label)
     return True
+
+
+@starters(SUSPECT_PROCESS)
+def nobody_starts_a_suspect_case(user):
+    return False
 
 
 @start_guard(SUSPECT_PROCESS)

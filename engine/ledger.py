@@ -72,6 +72,10 @@ KIND_NAMES = {
 CASE_BOUND = frozenset({"unfrozen", "deducted"})
 # Staff who see every enterprise's ledger page; enterprise users see their own.
 LEDGER_GROUPS = frozenset({"finance", "office", "leadership"})
+# Staff who read a deposit through the API: the ledger's keepers and brand protection, which
+# adjudicates the disputes that freeze and deduct it. Other departments (the hotline is run
+# by an outside carrier) see the enterprise list without amounts.
+DEPOSIT_READERS = LEDGER_GROUPS | {"protection"}
 
 NOT_POSITIVE = N_("金额须为大于零的整数（分）")
 
@@ -201,12 +205,17 @@ def list_enterprises(user):
 
 
 def check_may_view(user, enterprise_id):
-    """Enterprise users see their own deposit; staff see every enterprise's."""
+    """Enterprise users see their own deposit; ``DEPOSIT_READERS`` see every enterprise's."""
     if user.enterprise_id is not None:
         if user.enterprise_id != enterprise_id:
             raise Forbidden("只能查看本企业的保证金")
-    elif not user.group_ids - {ENTERPRISE_GROUP}:
+    elif not may_read_deposits(user):
         raise Forbidden("没有权限查看保证金")
+
+
+def may_read_deposits(user):
+    """Whether staff ``user`` may read every enterprise's deposit amounts."""
+    return user.enterprise_id is None and bool(user.group_ids & DEPOSIT_READERS)
 
 
 def may_view_ledger_pages(user):

@@ -86,6 +86,27 @@ def check_start(process_key, user, enterprise, data):
         guard(user, enterprise, data)
 
 
+_starters = {}
+
+
+def starters(process_key):
+    """Register ``fn(user) -> bool``: who may start ``process_key`` at all, beyond its lane.
+
+    Checked before the start form is read, so that someone who may not start a case is
+    refused (403) rather than told what is wrong with the data, and so that the process
+    list's ``can_start`` tells the truth."""
+    def register(fn):
+        _starters[process_key] = fn
+        return fn
+    return register
+
+
+def may_start(process_key, user):
+    _load_domain()
+    allowed = _starters.get(process_key)
+    return allowed is None or bool(allowed(user))
+
+
 _periodic_jobs = []
 
 

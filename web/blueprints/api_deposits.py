@@ -1,6 +1,7 @@
 """Enterprises and their performance deposits in the JSON API (amounts in integer fen).
 
-An enterprise user sees only its own enterprise; staff see every enterprise.
+An enterprise user sees only its own enterprise; staff see every enterprise, and its
+amounts when they may read deposits (``ledger.DEPOSIT_READERS``).
 """
 
 from flask import Blueprint, g
@@ -59,10 +60,14 @@ def dispute_json(dispute):
 def list_enterprises():
     enterprises = ledger.list_enterprises(g.api_user)
     sums = ledger.positions([e.id for e in enterprises])
+    # Amounts only for those who may read deposits (and an enterprise, its own).
+    amounts = g.api_user.enterprise_id is not None or ledger.may_read_deposits(g.api_user)
+    hidden = dict.fromkeys(position_json(ledger.Position()), None)
     return {"items": [dict(
         {"id": e.id, "name": e.name, "kind": e.kind, "status": e.status,
          "deposit_required_fen": e.deposit_required_fen},
-        **position_json(sums.get(e.id, ledger.Position()))) for e in enterprises]}
+        **(position_json(sums.get(e.id, ledger.Position())) if amounts else hidden))
+        for e in enterprises]}
 
 
 @bp.route("/enterprises/<int:enterprise_id>/deposit")
