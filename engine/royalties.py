@@ -46,7 +46,7 @@ from engine.errors import N_, BrandError, Forbidden, NotFound, ValidationFailed
 from engine.licensing import Licence
 from engine.models import Enterprise, Instance
 from engine.services import (
-    deadline_in_working_days, periodic_job, service_operation, start_guard,
+    deadline_in_working_days, periodic_job, service_operation, start_guard, starters,
 )
 from engine.workdays import is_provisional
 
@@ -272,6 +272,12 @@ def open_due_periods(transaction, now=None):
     if opened:
         logger.info("opened %s royalty case(s) for the period %s to %s", opened, start, end)
     return opened
+
+
+@starters(PROCESS)
+def may_start(user):
+    """Nobody: the scheduler opens royalty cases (see ``open_due_periods``)."""
+    return False
 
 
 @start_guard(PROCESS)
