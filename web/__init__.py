@@ -12,6 +12,7 @@ from config import load_settings
 from engine import accounts, clock, db as engine_db, runtime, schema  # noqa: F401
 from engine.forms import FormRegistry
 from engine.timers import TimerScheduler
+from web import hardening
 from web.extensions import babel, csrf, db, login_manager, migrate
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def create_app(overrides=None):
         WTF_CSRF_TIME_LIMIT=None,
         TESTING=settings["MODE"] == "test",
     )
+    hardening.register(app)
     Path(app.instance_path).mkdir(exist_ok=True)
 
     db.init_app(app)
@@ -102,6 +104,9 @@ def _register_blueprints(app):
     app.register_blueprint(finance.bp)
     app.register_blueprint(workcalendar.bp)
     app.register_blueprint(office_rules.bp)
+    from web.blueprints import dashboard
+
+    app.register_blueprint(dashboard.bp)
     from web.blueprints import admin_processes, api_processes, brand, expulsions, notices
 
     app.register_blueprint(brand.bp)
