@@ -15,7 +15,14 @@ import time
 
 from bench import admission
 from bench.common import (
-    Client, Figure, Server, make_app, percentile, postgres_url, scratch_sqlite, seed,
+    Client,
+    Figure,
+    Server,
+    make_app,
+    percentile,
+    postgres_url,
+    scratch_sqlite,
+    seed,
 )
 
 CLIENTS = 8

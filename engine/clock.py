@@ -50,6 +50,13 @@ _DURATION = re.compile(
     r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$")
 
 
+# No deadline, timer or clock step of this office is longer (a century): anything longer is
+# a typing mistake or hostile, and would overflow date arithmetic.
+MAX_DURATION = timedelta(days=36_525)
+# The virtual clock stops here: working-day calendars and dates end long before year 9999.
+CLOCK_LIMIT = datetime(2200, 1, 1)
+
+
 def parse_duration(text):
     """Parse an ISO 8601 duration of weeks, days, hours, minutes, seconds ("P3D", "PT90M").
 
@@ -60,7 +67,13 @@ def parse_duration(text):
     if not match or text.strip().upper() in ("P", "PT"):
         raise ValueError(f"not an ISO 8601 duration of days and hours: {text!r}")
     parts = {k: int(v) for k, v in match.groupdict().items() if v}
-    return timedelta(**parts)
+    try:
+        delta = timedelta(**parts)
+    except OverflowError:
+        delta = None
+    if delta is None or delta > MAX_DURATION:
+        raise ValueError(f"a duration longer than {MAX_DURATION.days} days: {text!r}")
+    return delta
 
 
 def load_offset():
@@ -83,6 +96,8 @@ def advance(duration):
     delta = parse_duration(duration)
     if delta <= timedelta(0):
         raise ValueError("the clock only moves forward")
+    if now() + delta >= CLOCK_LIMIT:
+        raise ValueError(f"the virtual clock stops before {CLOCK_LIMIT:%Y}")
     row = session().get(ClockOffset, 1, with_for_update=True)
     if row is None:
         row = ClockOffset(id=1, seconds=0)

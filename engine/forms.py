@@ -527,6 +527,10 @@ class _FormField(ma_fields.Field):
             raise self.make_error("above_max", max=str(self.spec.max))
 
 
+# The widest integer a field takes when its form declares no bound (PostgreSQL ``integer``).
+INTEGER_LIMIT = 2**31 - 1
+
+
 class _TextField(_FormField):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
@@ -551,6 +555,12 @@ class _IntegerField(_FormField):
         else:
             raise self.make_error("not_integer")
         self._check_range(number)
+        # Without a declared bound, an integer still has to fit a database integer column:
+        # an id or a count far beyond it is a typing mistake, not a crash.
+        if self.spec.max is None and number > INTEGER_LIMIT:
+            raise self.make_error("above_max", max=str(INTEGER_LIMIT))
+        if self.spec.min is None and number < -INTEGER_LIMIT:
+            raise self.make_error("below_min", min=str(-INTEGER_LIMIT))
         return number
 
 

@@ -193,7 +193,8 @@ def _batch_count(value):
     count = None
     if isinstance(value, int) and not isinstance(value, bool):
         count = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) < 12:
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
         count = int(value.strip())
     if count is None or not 1 <= count <= limit:
         raise ValidationFailed("标签数量无效", fields={"count": [BAD_COUNT]}, max=limit)

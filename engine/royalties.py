@@ -34,8 +34,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Integer, String,
-    UniqueConstraint, and_, case, func, select,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+    case,
+    func,
+    select,
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -46,7 +57,11 @@ from engine.errors import N_, BrandError, Forbidden, NotFound, ValidationFailed
 from engine.licensing import Licence
 from engine.models import Enterprise, Instance
 from engine.services import (
-    deadline_in_working_days, periodic_job, service_operation, start_guard, starters,
+    deadline_in_working_days,
+    periodic_job,
+    service_operation,
+    start_guard,
+    starters,
 )
 from engine.workdays import is_provisional
 

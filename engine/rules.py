@@ -7,6 +7,7 @@ explained later.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,13 +68,24 @@ class RuleChange(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+# Integer rules are counts, distances and days: a value beyond this is a typing mistake.
+RULE_INT_LIMIT = 2**31 - 1
+
+
 def _parse(kind, raw):
     if kind is int:
         if isinstance(raw, bool):
             raise ValueError("a boolean is not a number")
-        return int(str(raw).strip())
+        number = int(str(raw).strip())
+        if abs(number) > RULE_INT_LIMIT:
+            raise ValueError("beyond any sensible threshold")
+        return number
     if kind is float:
-        return float(str(raw).strip())
+        number = float(str(raw).strip())
+        # "nan" and "inf" parse as floats, but no comparison with them means anything.
+        if not math.isfinite(number):
+            raise ValueError("not a finite number")
+        return number
     return str(raw)
 
 

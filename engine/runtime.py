@@ -15,7 +15,8 @@ from datetime import UTC
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
-    CycleTimerEventDefinition, TimerEventDefinition,
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import WorkflowException

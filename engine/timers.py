@@ -77,7 +77,8 @@ class TimerScheduler:
         self._scheduler.shutdown(wait=False)
 
     def notice(self, due_at):
-        """A timer due at ``due_at`` (clock time, naive UTC) was committed: wake earlier if needed."""
+        """A timer due at ``due_at`` (clock time, naive UTC) was committed: wake earlier if
+        needed."""
         if self._next is None or due_at < self._next:
             self.wake(due_at)
 

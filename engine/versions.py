@@ -111,6 +111,15 @@ def unit_files(key, files):
     for name in files:
         if not FILE_NAME.match(name):
             _refuse("bad_file_name", name=name)
+    # Hostile or broken XML is named first, in any file: it must never be read further.
+    unreadable = []
+    for name, data in files.items():
+        try:
+            checks.parse_xml(data, name)
+        except checks.CheckFailed as exc:
+            unreadable += exc.problems
+    if unreadable:
+        raise DeployRefused("流程图无法执行", unreadable)
     bpmn = [name for name in files if name.endswith(".bpmn")]
     if not bpmn:
         _refuse("no_bpmn_file")

@@ -18,13 +18,14 @@ tests: each case is driven through the JSON API as the departments would.
 from datetime import date
 
 from sqlalchemy import select
-
-from engine import notices, workdays
-from engine.models import User
-from test_admission import APPLICATION as ADMISSION, complete, the_task
+from test_admission import APPLICATION as ADMISSION
+from test_admission import complete, the_task
 from test_complaints import COMPLAINT
 from test_labels import batch_urls, code_of, issue
 from test_licences import grant
+
+from engine import notices, workdays
+from engine.models import User
 from web.extensions import db
 
 ENTERPRISE_B, ENTERPRISE_A = "ent-b", "ent-a"

@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
+from seeded_world import build_world
 from sqlalchemy import select
 
 from engine.accounts import GROUPS, create_user
 from engine.models import User
-from seeded_world import build_world
 from web.extensions import db
 
 # -- actors --------------------------------------------------------------------------------------
@@ -137,8 +137,8 @@ EXPECTED = {
     "GET /portal/label-batches/<int:batch_id>/labels.pdf": p(LABEL_MANAGERS, **BATCH),
 
     # -- public: verification, complaints, brand portal, notices ------------------------------
-    "GET /v/<code>": p(EVERYONE, query="geo=0", code="code"),
-    "GET /V/<code>": p(EVERYONE, query="geo=0", code="code"),
+    "GET /v/<path:code>": p(EVERYONE, query="geo=0", code="code"),
+    "GET /V/<path:code>": p(EVERYONE, query="geo=0", code="code"),
     "GET /complaints/new": p(EVERYONE),
     "POST /complaints/new": p(EVERYONE, body={}),
     "GET /complaints/lookup": p(EVERYONE, query="reference=YJ-0000-0000-0000-0000"),
@@ -177,6 +177,8 @@ EXPECTED = {
     "GET /royalties/enterprises/<int:enterprise_id>": [
         p(ROYALTY_STAFF | {"enterprise"}, enterprise_id="ent_b"),
         p(ROYALTY_STAFF | {"other-enterprise"}, enterprise_id="ent_a")],
+    "GET /dashboard": p(OVERSIGHT),
+    "GET /dashboard/<chart_key>.csv": p(OVERSIGHT, chart_key="=deposits"),
     "GET /calendar": p(SIGNED_IN),
     "POST /calendar/days": p(OFFICE, body={"day": "2031-05-07", "is_workday": "true"}),
     "POST /calendar/days/<day>/delete": p(OFFICE, day="calendar_day"),
@@ -246,7 +248,7 @@ EXPECTED = {
     "GET /api/v1/label-keys": p(SIGNED_IN),
     "POST /api/v1/label-keys/rotate": p(KEY_ADMINS),
     "POST /api/v1/label-keys/<int:key_id>/retire": p(KEY_ADMINS, key_id="key_id"),
-    "GET /api/v1/verify/<code>": p(EVERYONE, code="code"),
+    "GET /api/v1/verify/<path:code>": p(EVERYONE, code="code"),
     "GET /api/v1/rules": p(STAFF),
     "PUT /api/v1/rules/<key>": p(OFFICE, body={"value": -1},
                                  key="=deposit.repeat_dispute_count"),
@@ -445,7 +447,7 @@ def test_lists_show_only_what_the_actor_may_see(app, world, actors):
 
         # The inbox page links exactly the same tasks.
         inbox = actor.send("GET", "/inbox", None).text
-        for task_id, group in task_groups.items():
+        for task_id in task_groups:
             linked = f'href="/tasks/{task_id}"' in inbox
             assert linked == (task_id in listed), (name, task_id)
 

@@ -5,9 +5,9 @@ from datetime import date
 import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from test_admission import complete, the_task
 
 from engine.licensing import Certificate, Licence
-from test_admission import complete, the_task
 from web.extensions import db
 
 # 500 mu x 80 kg per mu / 0.5 kg packages = 80,000 packages at most.

@@ -2,10 +2,10 @@
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import POSTGRES
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from conftest import POSTGRES
 from web import create_app
 from web.extensions import db
 

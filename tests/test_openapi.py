@@ -1,5 +1,7 @@
 """The OpenAPI document lists every /api/v1 route with its methods."""
 
+import re
+
 
 def test_openapi_lists_every_api_route(app, client):
     document = client.get("/api/v1/openapi.json").get_json()
@@ -8,8 +10,7 @@ def test_openapi_lists_every_api_route(app, client):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1/"):
             continue
-        path = rule.rule[len("/api/v1"):].replace("<int:", "{").replace("<", "{") \
-            .replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule[len("/api/v1"):])
         assert path in paths, path
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in paths[path], (path, method)

@@ -5,11 +5,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import select
+from test_admission import APPLICATION, complete
 
 from engine import clock, runtime
 from engine.models import Enterprise, Timer
 from engine.timers import TimerScheduler
-from test_admission import APPLICATION, complete
 from web import create_app, transaction
 from web.cli import deploy_bpmn_dir
 from web.extensions import db

@@ -9,7 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from config import load_settings
-from engine import accounts, clock, db as engine_db, runtime, schema  # noqa: F401
+from engine import accounts, clock, runtime, schema  # noqa: F401
+from engine import db as engine_db
 from engine.forms import FormRegistry
 from engine.timers import TimerScheduler
 from web import hardening
@@ -79,8 +80,21 @@ def _select_locale():
 
 def _register_blueprints(app):
     from web.blueprints import (
-        api, api_complaints, api_deposits, api_labels, api_licences, auth, cases, complaints,
-        finance, inbox, office_rules, portal, portal_labels, verify, workcalendar,
+        api,
+        api_complaints,
+        api_deposits,
+        api_labels,
+        api_licences,
+        auth,
+        cases,
+        complaints,
+        finance,
+        inbox,
+        office_rules,
+        portal,
+        portal_labels,
+        verify,
+        workcalendar,
     )
 
     app.register_blueprint(auth.bp)

@@ -1,9 +1,9 @@
 """Demo data: one user per department, two enterprises; password ``demo`` for all."""
 
+from datetime import timedelta
+
 from flask import current_app
 from sqlalchemy import select
-
-from datetime import timedelta
 
 from engine import accounts, brandsite, clock, ledger, licensing
 from engine.db import session

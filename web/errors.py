@@ -2,12 +2,12 @@
 
 import logging
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine.errors import N_, BrandError, Conflict
 from web.extensions import db
@@ -39,6 +39,13 @@ def render_error(status, code, message, extra=None):
     return render_template("error.html", status=status, message=message, extra=extra or {}), status
 
 
+def _size(limit):
+    """Bytes as a reader says them: "5 MB", "512 KB"."""
+    if limit >= 1024 * 1024:
+        return f"{limit / (1024 * 1024):g} MB"
+    return f"{limit / 1024:g} KB" if limit >= 1024 else f"{limit} B"
+
+
 def register(app):
     @app.errorhandler(BrandError)
     def brand_error(exc):
@@ -66,6 +73,21 @@ def register(app):
         logger.warning("integrity error: %s", exc.orig)
         return brand_error(Conflict("数据与已有记录冲突，请刷新后重试"))
 
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def out_of_range(exc):
+        # A number or text the database cannot hold (an id beyond its integer range, a NUL
+        # character): the input is wrong, whichever field it came in.
+        db.session.rollback()
+        logger.warning("value out of range on %s %s: %s", request.method, request.path, exc)
+        return render_error(400, "out_of_range", gettext("提交的数值超出范围或含有无效字符"))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        return render_error(413, "request_entity_too_large", gettext(
+            "上传内容过大：一次请求不能超过 %(size)s", size=_size(limit)), {"limit": limit})
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_error(400, "csrf", gettext("表单已过期，请刷新页面后重新提交"))
@@ -73,7 +95,8 @@ def register(app):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         messages = {
-            400: N_("请求格式有误"), 401: N_("请先登录"), 403: N_("没有权限"), 404: N_("页面不存在"),
+            400: N_("请求格式有误"), 401: N_("请先登录"), 403: N_("没有权限"),
+            404: N_("页面不存在"),
             405: N_("不支持此请求方法"), 413: N_("上传内容过大"), 429: N_("请求过于频繁"),
         }
         message = gettext(messages.get(exc.code, exc.name))
@@ -83,4 +106,5 @@ def register(app):
     def unexpected(exc):
         db.session.rollback()
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        return render_error(500, "internal_error", gettext("系统内部错误，已记录，请联系信息化部门"))
+        return render_error(500, "internal_error",
+                            gettext("系统内部错误，已记录，请联系信息化部门"))

@@ -14,6 +14,7 @@ from engine.errors import N_, BadInput, Forbidden, NotAuthenticated, ValidationF
 from engine.forms import describe, load_json
 from engine.timers import fire_due_timers
 from web import transaction
+from web.hardening import DB_INT_MAX
 from web.openapi import openapi_document
 from web.views_common import commit, forms
 
@@ -31,7 +32,11 @@ REQUIRED = N_("必填")
 BAD_DURATION = N_("应为 ISO 8601 时长，如 P3D")
 
 
-def _json_body():
+def json_object(optional=False):
+    """The request's JSON body, which must be an object; with ``optional``, no body at all
+    is an empty object (a list, a string or a number never is)."""
+    if optional and not request.get_data(cache=True).strip():
+        return {}
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadInput("请求体必须是 JSON 对象")
@@ -76,7 +81,9 @@ def _int_arg(name, default, minimum=1, maximum=None):
         number = int(value)
     except ValueError:
         raise ValidationFailed("参数取值无效", fields={name: [MUST_BE_INTEGER]}) from None
-    if number < minimum or (maximum is not None and number > maximum):
+    # Ids and page numbers beyond a database integer are out of range, never a crash.
+    maximum = DB_INT_MAX if maximum is None else maximum
+    if number < minimum or number > maximum:
         raise ValidationFailed("参数取值无效", fields={name: [OUT_OF_RANGE]})
     return number
 
@@ -147,7 +154,7 @@ def openapi():
 
 @bp.route("/auth/token", methods=["POST"])
 def token():
-    body = _json_body()
+    body = json_object()
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise ValidationFailed("请提供用户名和密码", fields={
@@ -198,7 +205,7 @@ def unclaim(task_id):
 @bp.route("/tasks/<int:task_id>/assign", methods=["POST"])
 @token_required
 def assign(task_id):
-    body = _json_body()
+    body = json_object()
     task = inbox.assign_task(g.api_user, task_id, str(body.get("assignee", "")))
     commit()
     return task_json(task)
@@ -207,7 +214,7 @@ def assign(task_id):
 @bp.route("/tasks/<int:task_id>/delegate", methods=["POST"])
 @token_required
 def delegate(task_id):
-    body = _json_body()
+    body = json_object()
     task = inbox.delegate_task(g.api_user, task_id, str(body.get("delegate", "")))
     commit()
     return task_json(task)
@@ -216,7 +223,7 @@ def delegate(task_id):
 @bp.route("/tasks/<int:task_id>/return", methods=["POST"])
 @token_required
 def give_back(task_id):
-    body = request.get_json(silent=True) or {}
+    body = json_object(optional=True)
     task = inbox.return_task(g.api_user, task_id, str(body.get("note", "")))
     commit()
     return task_json(task)
@@ -225,7 +232,7 @@ def give_back(task_id):
 @bp.route("/tasks/<int:task_id>/complete", methods=["POST"])
 @token_required
 def complete(task_id):
-    data = _data(_json_body())
+    data = _data(json_object())
     task = inbox.get_task(g.api_user, task_id)
     values = load_json(forms().get(task.form), data, translate=_) if task.form else {}
     inbox.complete(g.api_user, task_id, values)
@@ -250,7 +257,7 @@ def processes():
 @bp.route("/processes/<key>/instances", methods=["POST"])
 @token_required
 def start(key):
-    data = _data(_json_body())
+    data = _data(json_object())
     instance = cases.start_case(g.api_user, key, data, partial(load_json, translate=_))
     commit()
     return instance_json(instance), 201
@@ -278,7 +285,7 @@ def get_clock():
 def advance_clock():
     if not g.api_user.group_ids & CLOCK_GROUPS:
         raise Forbidden("只有信息化或品牌办公室管理员可以调整虚拟时钟")
-    duration = _json_body().get("duration")
+    duration = json_object().get("duration")
     try:
         now = clock.advance(str(duration))
     except ValueError:

@@ -11,9 +11,9 @@ from flask_babel import gettext as _
 
 from engine import complaints, deploy, rules
 from engine.cases import start_form
-from engine.errors import N_, BadInput, ValidationFailed
+from engine.errors import N_, ValidationFailed
 from engine.forms import load_json
-from web.blueprints.api import _bool_arg, _time, token_required
+from web.blueprints.api import _bool_arg, _time, json_object, token_required
 from web.blueprints.verify import limiter, public_limit
 from web.views_common import commit
 
@@ -69,9 +69,7 @@ def staff_json(complaint):
 @bp.route("/complaints", methods=["POST"])
 @filing_limited
 def file_complaint():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadInput("请求体必须是 JSON 对象")
+    body = json_object()
     form = start_form(deploy.get_version(complaints.PROCESS))
     values = load_json(form, body, translate=_)
     complaint = complaints.file_complaint(values)

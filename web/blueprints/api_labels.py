@@ -3,12 +3,12 @@
 Verification itself is public and lives in ``web/blueprints/verify.py``.
 """
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from flask_babel import gettext as _
 
 from engine import labelkeys, labels, licensing, rules, trace
-from engine.errors import BadInput, Forbidden
-from web.blueprints.api import _json_body, _time, token_required
+from engine.errors import Forbidden
+from web.blueprints.api import _time, json_object, token_required
 from web.blueprints.verify import trace_json
 from web.label_exports import csv_response, pdf_response
 from web.views_common import commit
@@ -62,7 +62,7 @@ def _batch(batch_id, manage=False):
 @bp.route("/licences/<int:licence_id>/label-batches", methods=["POST"])
 @token_required
 def issue_batch(licence_id):
-    body = _json_body()
+    body = json_object()
     batch = labels.issue_label_batch(_licence(licence_id), body.get("count"), g.api_user)
     commit()
     return batch_json(batch), 201
@@ -84,9 +84,7 @@ def show_batch(batch_id):
 @bp.route("/label-batches/<int:batch_id>/cancel", methods=["POST"])
 @token_required
 def cancel_batch(batch_id):
-    body = request.get_json(silent=True) or {}
-    if not isinstance(body, dict):
-        raise BadInput("请求体必须是 JSON 对象")
+    body = json_object(optional=True)
     batch = labels.cancel_label_batch(_batch(batch_id, manage=True), g.api_user,
                                       str(body.get("reason") or ""))
     commit()
@@ -110,7 +108,7 @@ def batch_pdf(batch_id):
 @bp.route("/licences/<int:licence_id>/trace-events", methods=["POST"])
 @token_required
 def add_trace_event(licence_id):
-    event = trace.record_trace_event(_licence(licence_id), g.api_user, _json_body())
+    event = trace.record_trace_event(_licence(licence_id), g.api_user, json_object())
     commit()
     return trace_json(event), 201
 
@@ -141,8 +139,7 @@ def rotate_key():
 @bp.route("/label-keys/<int:key_id>/retire", methods=["POST"])
 @token_required
 def retire_key(key_id):
-    body = request.get_json(silent=True) or {}
-    reason = str(body.get("reason") or "") if isinstance(body, dict) else ""
+    reason = str(json_object(optional=True).get("reason") or "")
     key = labelkeys.retire_signing_key(key_id, g.api_user, reason)
     commit()
     return key_json(key)
@@ -166,7 +163,7 @@ def list_rules():
 @bp.route("/rules/<key>", methods=["PUT"])
 @token_required
 def set_rule(key):
-    body = _json_body()
+    body = json_object()
     rules.set_rule(key, body.get("value"), g.api_user, body.get("reason") or "")
     commit()
     return rule_json(next(r for r in rules.list_rules() if r["key"] == key))

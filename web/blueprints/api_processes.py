@@ -28,6 +28,7 @@ from engine import (
 )
 from engine.errors import N_, BadInput, Forbidden, NotAuthenticated, ValidationFailed
 from engine.serialization import load_spec
+from web.blueprints.api import json_object
 from web.extensions import csrf
 from web.views_common import commit, forms
 
@@ -75,13 +76,6 @@ def office_only(view):
     return wrapper
 
 
-def _json_body():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadInput("请求体必须是 JSON 对象")
-    return body
-
-
 def _time(value):
     return value.isoformat() + "Z" if value is not None else None
 
@@ -127,7 +121,7 @@ def _uploaded_files(key):
             raise BadInput("没有上传文件：请以 file 字段上传 .bpmn 文件")
         return files
     if mimetype == "application/json":
-        given = _json_body().get("files")
+        given = json_object().get("files")
         if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
             raise ValidationFailed("files 必须是对象（文件名 → XML）",
                                    fields={"files": [MUST_BE_OBJECT]})
@@ -139,7 +133,7 @@ def _reason():
     if request.mimetype == "multipart/form-data":
         reason = request.form.get("reason")
     elif request.mimetype == "application/json":
-        reason = (request.get_json(silent=True) or {}).get("reason")
+        reason = json_object().get("reason")
     else:
         reason = None
     reason = reason or request.args.get("reason")
@@ -208,7 +202,7 @@ def migration_dry_run(key, a, b):
 @office_only
 def migration_apply(key, a, b):
     """Move every movable case from a to b in one transaction."""
-    reason = _json_body().get("reason")
+    reason = json_object().get("reason")
     report = migration.migrate(key, a, b, g.api_user.username, g.api_user,
                                reason if isinstance(reason, str) else None, translate=_)
     commit()
@@ -245,7 +239,7 @@ def list_drafts(key):
 @office_only
 def create_draft(key):
     """A new draft from ``files``, or from ``from_version`` (default: the latest)."""
-    body = request.get_json(silent=True) or {}
+    body = json_object(optional=True)
     from_version = body.get("from_version")
     if from_version is not None and not isinstance(from_version, int):
         raise ValidationFailed("from_version 应为整数",
@@ -269,7 +263,7 @@ def get_draft(draft_id):
 @office_only
 def save_draft(draft_id):
     """Save the draft's files and answer with the check of what was saved."""
-    body = _json_body()
+    body = json_object()
     draft = drafts.save_draft(drafts.get_draft(draft_id), body.get("files"),
                               g.api_user.username, _lock_version(body))
     problems = _check(draft)
@@ -294,7 +288,7 @@ def check_draft(draft_id):
 @bp.route("/drafts/<int:draft_id>/deploy", methods=["POST"])
 @office_only
 def deploy_draft(draft_id):
-    body = _json_body()
+    body = json_object()
     reason = body.get("reason")
     version, created, warnings = drafts.deploy_draft(
         drafts.get_draft(draft_id), forms(), g.api_user.username,
@@ -307,7 +301,7 @@ def deploy_draft(draft_id):
 # -- simulation --------------------------------------------------------------------------------
 
 def _simulate(spec, subprocess_specs):
-    body = _json_body()
+    body = json_object()
     data = body.get("data") or {}
     actions = body.get("actions") or []
     results = body.get("service_results") or {}
@@ -362,7 +356,7 @@ def get_form(name):
 @office_only
 def save_form(name):
     """Check and save a form; 422 when it does not parse or breaks a version in use."""
-    body = _json_body()
+    body = json_object()
     text = body.get("text")
     if not isinstance(text, str):
         raise ValidationFailed("text 必须是表单定义的 JSON 文本", fields={"text": [REQUIRED]})

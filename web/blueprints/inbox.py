@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from engine import inbox, runtime
 from engine.errors import ValidationFailed
 from engine.forms import describe, load_html
+from web.hardening import DB_INT_MAX
 from web.views_common import commit, forms, safe_next
 
 bp = Blueprint("inbox", __name__)
@@ -21,16 +22,21 @@ def _filters():
         "mine": args.get("mine") == "1",
         "process": args.get("process") or None,
         "overdue": overdue,
-        "enterprise": int(enterprise) if enterprise.isdigit() else None,
+        "enterprise": _bounded(enterprise),
     }
+
+
+def _bounded(text, default=None):
+    """A positive integer typed in a query string, or ``default`` when it is not one (or is
+    too large for any id or page)."""
+    return int(text) if text.isdecimal() and 0 < int(text) <= DB_INT_MAX else default
 
 
 @bp.route("/inbox")
 @login_required
 def index():
     filters = _filters()
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    page = _bounded(request.args.get("page", "1"), default=1)
     result = inbox.list_tasks(current_user, page=page,
                               per_page=current_app.config["PAGE_SIZE"], **filters)
     return render_template("inbox.html", page=result, filters=filters)

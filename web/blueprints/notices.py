@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from engine import notices
 from engine.errors import N_, Forbidden, ValidationFailed
+from web.hardening import DB_INT_MAX
 from web.views_common import commit
 
 bp = Blueprint("notices", __name__)
@@ -138,7 +139,7 @@ def _corrects_id():
     raw = request.values.get("corrects")
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isdecimal() and int(raw) <= DB_INT_MAX):
         not_number = N_("应为数字")
         raise ValidationFailed("被更正的公示编号无效", fields={"corrects": [not_number]})
     return int(raw)

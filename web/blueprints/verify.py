@@ -130,8 +130,8 @@ def verification_json(result):
     return body
 
 
-@bp.route("/v/<code>")
-@bp.route("/V/<code>")
+@bp.route("/v/<path:code>")
+@bp.route("/V/<path:code>")
 @public_limit
 def page(code):
     if _asks_for_position():
@@ -148,7 +148,7 @@ def page(code):
     return render_template("verify.html", v=view, code=code)
 
 
-@bp.route("/api/v1/verify/<code>")
+@bp.route("/api/v1/verify/<path:code>")
 @public_limit
 def api_verify(code):
     result = labels.verify_code(code, _place())

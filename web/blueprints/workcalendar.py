@@ -19,7 +19,7 @@ BAD_DATE = N_("请输入有效日期，格式为 YYYY-MM-DD")
 
 def _year():
     value = request.args.get("year", "")
-    if value.isdigit() and 2000 <= int(value) <= 2100:
+    if value.isdecimal() and len(value) == 4 and 2000 <= int(value) <= 2100:
         return int(value)
     return clock.now().year
 

@@ -38,7 +38,8 @@
     var horizontal = opts.horizontal;
     var categoryAxis = { type: 'category', data: chart.rows.map(function (r) {
       return typeof category === 'function' ? category(r) : r[category]; }),
-      axisLabel: { interval: 0, rotate: horizontal ? 0 : (chart.rows.length > 6 ? 30 : 0) } };
+      axisLabel: { interval: chart.rows.length > 12 ? 'auto' : 0,
+        rotate: horizontal ? 0 : (chart.rows.length > 6 ? 30 : 0) } };
     var valueAxis = { type: 'value', minInterval: opts.money ? 0 : 1 };
     return merge({
       xAxis: horizontal ? valueAxis : categoryAxis,
@@ -80,7 +81,7 @@
           header(chart, 'suspect_labels') + ': ' + p.value[3];
       } },
       legend: { top: 0 },
-      grid: { left: 8, right: 24, top: 36, bottom: 8, containLabel: true },
+      grid: { left: 8, right: 72, top: 36, bottom: 8, containLabel: true },
       xAxis: { type: 'value', scale: true, name: header(chart, 'lng'), splitLine: { show: false } },
       yAxis: { type: 'value', scale: true, name: header(chart, 'lat'), splitLine: { show: false } },
       series: [
