@@ -329,10 +329,19 @@ def escalate_dispute(task_data, reason=None, **_params):
     return reason
 
 
+# Why leadership was asked (the escalation) names the grounds of an expulsion it orders.
+EXPULSION_GROUNDS = {
+    "repeat": "repeated_violations",
+    "top_up_overdue": "unpaid_dues",
+    "confirmation_overdue": "unpaid_dues",
+}
+
+
 @service_operation
 def record_leadership_decision(task_data, reason=None, **_params):
-    """Keep leadership's decision. TODO: start the expulsion case here once that process
-    exists (its own issue); until then the office acts on the recorded decision by hand."""
+    """Keep leadership's decision and carry it out: ``expel`` starts an ``expulsion`` case
+    for the enterprise in this same step (grounds from the escalation, evidence from the
+    dispute), so the decision and the case land together or not at all."""
     step = _step()
     dispute = _dispute(step)
     decision = task_data.get("dispute_decision")
@@ -344,7 +353,35 @@ def record_leadership_decision(task_data, reason=None, **_params):
     dispute.decided_by = getattr(step.actor, "id", None)
     dispute.decided_at = clock.now()
     step.record("leadership_decision", reason=reason, decision=decision)
+    if decision == "expel":
+        case = _start_expulsion(step, dispute, reason)
+        step.record("expulsion_started", expulsion_case=case.id)
     return decision
+
+
+def _start_expulsion(step, dispute, reason):
+    from engine import expulsion, runtime
+
+    shortfall = ledger.shortfall(dispute.enterprise)
+    evidence = (f"保证金纠纷（案件 {step.instance.id}）：{dispute.reason or '未注明'}；"
+                f"争议金额 {dispute.disputed_fen} 分，"
+                f"保证金尚缺 {shortfall} 分；"
+                f"报领导小组原因：{ESCALATIONS.get(reason, reason or '')}。")
+    if dispute.decision_note:
+        evidence += f"领导小组意见：{dispute.decision_note}"
+    data = {"enterprise_id": dispute.enterprise_id,
+            "grounds": EXPULSION_GROUNDS.get(reason, "repeated_violations"),
+            "evidence": evidence[:5000], "attachments": f"保证金冻结案件 {step.instance.id}"}
+    # The expulsion's own start rule: leadership may start it, one running case at a time
+    # (a second one is refused with 409, and the decision stays open).
+    try:
+        expulsion.check_can_start_expulsion(step.actor, None, data)
+    except ValidationFailed as exc:
+        not_admitted = N_("该企业已不是已准入企业，不能启动强制清退")
+        raise ValidationFailed("不能启动强制清退",
+                               fields={"dispute_decision": [not_admitted]}) from exc
+    return runtime.start_instance(expulsion.PROCESS, step.actor, data,
+                                  enterprise_id=dispute.enterprise_id)
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -331,11 +331,33 @@ def open_licence_application(task_data, **_params):
     return licence.max_quota
 
 
+# Said on the field of the form in front of the person refused (fix_quota, sign).
+CERTIFICATE_LAPSED = {
+    "label_quota": N_("支撑本申请的三品一标证书已过期，不能核定配额"),
+    "sign_decision": N_("支撑本申请的三品一标证书已过期，不能签发，只能不予签发"),
+}
+
+
+def check_certificate_still_valid(licence, field, today=None):
+    """A certificate may lapse while the application waits: refuse the step when the one
+    that backs ``licence`` is no longer valid today (422 on ``field``)."""
+    certificate = licence.certificate
+    today = today or clock.now().date()
+    if certificate is None or certificate.valid_on(today):
+        return
+    raise ValidationFailed("证书已过期，不能作为授权依据",
+                           fields={field: [CERTIFICATE_LAPSED[field]]},
+                           certificate_number=certificate.number,
+                           certificate_valid_until=certificate.valid_until.isoformat())
+
+
 @service_operation
 def set_label_quota(task_data, **_params):
-    """The market department fixes the quota; it can never exceed the production bound."""
+    """The market department fixes the quota; it can never exceed the production bound,
+    and the certificate behind the application must still be valid."""
     step = _step()
     licence = _licence_of(step)
+    check_certificate_still_valid(licence, "label_quota")
     quota = int(task_data["label_quota"])
     if quota <= 0 or quota > licence.max_quota:
         problem = N_("标签配额须大于 0 且不超过按产量核定的上限")
@@ -352,10 +374,12 @@ def set_label_quota(task_data, **_params):
 
 @service_operation
 def activate_licence(task_data, **_params):
-    """The office signed: number the licence and make it active for its validity period."""
+    """The office signed: number the licence and make it active for its validity period,
+    which ends no later than its certificate (refused if that has lapsed meanwhile)."""
     step = _step()
     licence = _licence_of(step)
     now = clock.now()
+    check_certificate_still_valid(licence, "sign_decision", now.date())
     year = now.year
     count = session().scalar(select(func.count(Licence.id)).where(
         Licence.number.like(f"YJPP-{year}-%")))
@@ -367,6 +391,9 @@ def activate_licence(task_data, **_params):
     if licence.certificate and licence.certificate.valid_until < licence.valid_until:
         # A licence never outlives the certificate that backs it.
         licence.valid_until = licence.certificate.valid_until
+    if licence.valid_until < licence.valid_from:
+        raise ValidationFailed("授权有效期无效", fields={"sign_decision": [
+            CERTIFICATE_LAPSED["sign_decision"]]})
     session().flush()
     step.record("licence_active", number=licence.number, quota=licence.label_quota)
     return licence.number

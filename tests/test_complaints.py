@@ -302,6 +302,25 @@ def test_not_settled_is_deducted_topped_up_short_and_escalated(client, api, autu
     dispute = dispute_case(api, ent_b)
     assert dispute["decision"] == "expel"
     assert api.get(f"/instances/{freeze_case}", "office")["status"] == "completed"
+
+    # The decision started the expulsion in the same step: general reviews it first.
+    history = api.get(f"/instances/{freeze_case}", "office")["history"]
+    started = [h["detail"] for h in history if h["detail"].get("effect") == "expulsion_started"]
+    assert len(started) == 1
+    expulsion_case = started[0]["expulsion_case"]
+    expulsion = api.get(f"/instances/{expulsion_case}", "leadership")
+    assert (expulsion["process_key"], expulsion["status"]) == ("expulsion", "running")
+    assert [t["task"] for t in expulsion["open_tasks"]] == ["general_review"]
+    review = the_task(api, "general", expulsion_case, "general_review")
+    assert review["enterprise_id"] == ent_b
+    with api.client.application.app_context():
+        from engine.expulsion import Expulsion
+
+        record = db.session.scalars(select(Expulsion)).one()
+        assert (record.enterprise_id, record.grounds, record.status) == (
+            ent_b, "unpaid_dues", "review")
+        assert f"保证金纠纷（案件 {freeze_case}）" in record.evidence
+        assert "保证金尚缺 200000 分" in record.evidence
     assert position(deposit(api, ent_b)) == (800_000, 0, 800_000, 0)
     with api.client.application.app_context():
         assert ledger.reconcile().ok

@@ -99,7 +99,7 @@ BATCH = {"batch_id": "batch"}
 
 EXPECTED = {
     # -- sign-in, home, language, static ----------------------------------------------------
-    "GET /": p(EVERYONE),          # the front door: the anonymous are sent to /login
+    "GET /": p(EVERYONE),          # the front door: the anonymous are sent to /brand/
     "GET /login": p(EVERYONE),
     "POST /login": p(EVERYONE, body={"username": "nobody", "password": "wrong"},
                      answers=(401,)),

@@ -98,11 +98,13 @@ def register(app):
 
     @app.route("/")
     def home():
+        """The front door: staff to their inbox, enterprises to their portal, and everyone
+        else (consumers, visitors) to the public brand portal, which links the staff login."""
         if current_user.is_authenticated:
             if current_user.enterprise_id is not None:
                 return redirect(url_for("portal.index"))
             return redirect(url_for("inbox.index"))
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("brand.home"))
 
 
 def safe_next(target, default):
