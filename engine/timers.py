@@ -14,7 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import clock, runtime, services
+from engine import audit, clock, runtime, services
 from engine.errors import BrandError
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ def fire_due_timers(transaction, now=None, max_rounds=50):
     """
     for job in services.periodic_jobs():
         try:
-            job(transaction, now)
+            with audit.acting_as("scheduler", f"periodic job {job.__name__}"):
+                job(transaction, now)
         except Exception:  # noqa: BLE001 - a failing job must not hold up the cases' timers
             logger.exception("periodic job %s failed", job.__name__)
     fired = 0
@@ -44,7 +45,8 @@ def fire_due_timers(transaction, now=None, max_rounds=50):
         progressed = False
         for instance_id in due:
             try:
-                with transaction():
+                with audit.acting_as("timer", f"fire timers of case {instance_id}"), \
+                        transaction():
                     names = runtime.fire_timers(instance_id, now or clock.now())
             except BrandError as exc:
                 logger.warning("timer of instance %s not fired: %s", instance_id, exc.message)
