@@ -173,7 +173,9 @@ def ensure_grades():
 
 
 def list_grades():
-    return session().scalars(select(Grade)).all()
+    """The grades in the plan's order (地理标志 first, 普通 last)."""
+    order = {code: i for i, (code, _zh, _en) in enumerate(GRADES)}
+    return sorted(session().scalars(select(Grade)), key=lambda g: order.get(g.code, len(order)))
 
 
 def get_grade(code):
@@ -183,23 +185,39 @@ def get_grade(code):
     return grade
 
 
+STANDARD_EDITORS = frozenset({"office"})
+
+
+def check_may_edit_standards(user):
+    """Only the brand office defines the grades' quality standards."""
+    if user is None or user.enterprise_id is not None or not user.group_ids & STANDARD_EDITORS:
+        raise Forbidden("只有品牌管理办公室可以修改质量等级标准")
+
+
+def get_dimension(dimension_id):
+    dimension = session().get(QualityDimension, dimension_id)
+    if dimension is None:
+        raise NotFound("质量标准维度不存在", dimension_id=dimension_id)
+    return dimension
+
+
 def add_dimension(grade_code, name, requirement=""):
     grade = get_grade(grade_code)
     name = (name or "").strip()
     if not name or len(name) > 100:
         problem = N_("请填写 1-100 字的名称")
         raise ValidationFailed("质量标准维度无效", fields={"name": [problem]})
+    # After the last one, even when an earlier one was removed (positions are not renumbered).
+    position = max((d.position for d in grade.dimensions), default=-1) + 1
     dimension = QualityDimension(name=name, requirement=(requirement or "")[:2000],
-                                 position=len(grade.dimensions))
+                                 position=position)
     grade.dimensions.append(dimension)
     session().flush()
     return dimension
 
 
 def update_dimension(dimension_id, name, requirement):
-    dimension = session().get(QualityDimension, dimension_id)
-    if dimension is None:
-        raise NotFound("质量标准维度不存在")
+    dimension = get_dimension(dimension_id)
     name = (name or "").strip()
     if not name or len(name) > 100:
         problem = N_("请填写 1-100 字的名称")
@@ -211,42 +229,142 @@ def update_dimension(dimension_id, name, requirement):
 
 
 def remove_dimension(dimension_id):
-    dimension = session().get(QualityDimension, dimension_id)
-    if dimension is None:
-        raise NotFound("质量标准维度不存在")
-    session().delete(dimension)
+    dimension = get_dimension(dimension_id)
+    grade = get_grade(dimension.grade_code)
+    # Out of the grade's list: the orphan is deleted, and the list read next is right.
+    grade.dimensions.remove(dimension)
     session().flush()
+    return grade
 
 
 # -- certificates ------------------------------------------------------------------------------
 
+CERTIFICATE_RECORDERS = frozenset({"quality"})
+# Quality records them; market fixes quotas and the office signs on them; leadership oversees.
+CERTIFICATE_READERS = CERTIFICATE_RECORDERS | {"market", "office", "leadership"}
+CERTIFICATE_STATES = {"valid": N_("有效"), "expired": N_("已过期"), "pending": N_("尚未生效")}
+
+
+def check_may_record_certificates(user):
+    if user is None or user.enterprise_id is not None \
+            or not user.group_ids & CERTIFICATE_RECORDERS:
+        raise Forbidden("只有质检部门可以登记三品一标证书")
+
+
+def may_record_certificates(user):
+    return user.enterprise_id is None and bool(user.group_ids & CERTIFICATE_RECORDERS)
+
+
+def certificate_scope(user, enterprise_id=None):
+    """Whose certificates ``user`` may list: an enterprise only its own (403 when it asks for
+    another's), certificate staff any (``enterprise_id`` or all); anyone else none (403)."""
+    if user.enterprise_id is not None:
+        if enterprise_id not in (None, user.enterprise_id):
+            raise Forbidden("只能查看本企业的证书")
+        return user.enterprise_id
+    if not user.group_ids & CERTIFICATE_READERS:
+        raise Forbidden("没有权限查看三品一标证书")
+    return enterprise_id
+
+
+def certificate_state(certificate, today=None):
+    """``valid``, ``expired`` or ``pending`` (not yet valid) on ``today``."""
+    today = today or clock.now().date()
+    if today > certificate.valid_until:
+        return "expired"
+    if today < certificate.valid_from:
+        return "pending"
+    return "valid"
+
+
+def _text(value):
+    """Typed text, stripped; anything else (a number, a list from JSON) counts as missing."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _date(value):
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(_text(value))
+    except ValueError:
+        return None
+
+
 def record_certificate(number, grade_code, holder, product, scale, valid_from, valid_until,
                        enterprise_id=None):
-    """Record a 三品一标 certificate (quality staff)."""
-    get_grade(grade_code)
+    """Record a 三品一标 certificate (quality staff). Dates may be ``date`` or ISO strings;
+    every problem is reported on its field at once (422)."""
+    number, holder, scale = _text(number), _text(holder), _text(scale)
+    grade_code, product = _text(grade_code), _text(product)
+    valid_from, valid_until = _date(valid_from), _date(valid_until)
+    required = N_("必填")
     errors = {}
-    if grade_code not in CERTIFIED_GRADES:
-        errors["grade_code"] = [N_("普通等级无需证书")]
+    if not number or len(number) > 64:
+        errors["number"] = [N_("请填写 1-64 字的证书编号")]
+    elif session().scalar(select(Certificate.id).where(Certificate.number == number)):
+        errors["number"] = [N_("该证书编号已登记")]
+    if grade_code not in {code for code, _zh, _en in GRADES}:
+        errors["grade"] = [N_("请从列表中选择")]
+    elif grade_code not in CERTIFIED_GRADES:
+        errors["grade"] = [N_("普通等级无需证书")]
+    if not holder or len(holder) > 200:
+        errors["holder"] = [required] if not holder else [N_("不超过 200 字")]
     if product not in PRODUCTS:
         errors["product"] = [N_("未知产品")]
-    if not number or not number.strip():
-        errors["number"] = [N_("必填")]
-    if valid_until < valid_from:
+    if len(scale) > 200:
+        errors["scale"] = [N_("不超过 200 字")]
+    if valid_from is None:
+        errors["valid_from"] = [N_("应为日期，如 2026-01-31")]
+    if valid_until is None:
+        errors["valid_until"] = [N_("应为日期，如 2026-01-31")]
+    elif valid_from is not None and valid_until < valid_from:
         errors["valid_until"] = [N_("有效期截止日早于起始日")]
+    if enterprise_id not in (None, ""):
+        if isinstance(enterprise_id, str) and enterprise_id.strip().isdecimal():
+            enterprise_id = int(enterprise_id)
+        known = isinstance(enterprise_id, int) and not isinstance(enterprise_id, bool) \
+            and 0 < enterprise_id <= 2**31 - 1 and session().get(Enterprise, enterprise_id)
+        if not known:
+            errors["enterprise_id"] = [N_("不是已登记企业的编号")]
+    else:
+        enterprise_id = None
     if errors:
         raise ValidationFailed("证书信息无效", fields=errors)
-    if session().scalar(select(Certificate.id).where(Certificate.number == number.strip())):
-        raise Conflict("该证书编号已登记", number=number)
-    certificate = Certificate(number=number.strip(), grade_code=grade_code, holder=holder.strip(),
-                              product=product, scale=scale or "", valid_from=valid_from,
+
+    certificate = Certificate(number=number, grade_code=grade_code, holder=holder,
+                              product=product, scale=scale, valid_from=valid_from,
                               valid_until=valid_until, enterprise_id=enterprise_id)
     session().add(certificate)
     session().flush()
+    logger.info("certificate %s (%s, %s) recorded, valid %s to %s", number, grade_code, product,
+                valid_from, valid_until)
     return certificate
 
 
-def list_certificates():
-    return session().scalars(select(Certificate).order_by(Certificate.valid_until.desc())).all()
+def list_certificates(enterprise_id=None):
+    """Certificates, latest expiry first; with ``enterprise_id``, only that enterprise's."""
+    query = select(Certificate).order_by(Certificate.valid_until.desc(), Certificate.id.desc())
+    if enterprise_id is not None:
+        query = query.where(Certificate.enterprise_id == enterprise_id)
+    return session().scalars(query).all()
+
+
+def standard_for_task(task):
+    """What quality staff check at the licence application's verification task: the grade
+    applied for with its standard's dimensions, and the certificate with its state today.
+    None for any other task."""
+    if task.form != "licence_quality":
+        return None
+    licence = session().scalars(select(Licence).where(
+        Licence.instance_id == task.instance_id)).first()
+    if licence is None:
+        return None
+    certificate = licence.certificate
+    return {"grade": licence.grade, "dimensions": list(licence.grade.dimensions),
+            "product": PRODUCTS.get(licence.product, licence.product),
+            "certificate": certificate,
+            "certificate_state": certificate_state(certificate) if certificate else None}
 
 
 # -- the licence grant process's effects ------------------------------------------------------

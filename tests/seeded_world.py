@@ -12,7 +12,8 @@ tests: each case is driven through the JSON API as the departments would.
 - ent-b's ``licence``, label batches ``batch`` and two spare ones (``spare_batch`` and
   ``portal_spare_batch``, for the verbs that cancel), a genuine label ``code``;
 - ``notice``, ``draft`` and ``spare_draft`` (office), ``calendar_day`` (a 2031 holiday in
-  the office's own table), the ids of both enterprises, a complaint ``reference``.
+  the office's own table), the ids of both enterprises, a complaint ``reference``;
+- ``dimension`` and ``spare_dimension`` (for the verb that removes): of the organic standard.
 """
 
 from datetime import date
@@ -24,7 +25,7 @@ from test_complaints import COMPLAINT
 from test_labels import batch_urls, code_of, issue
 from test_licences import grant
 
-from engine import notices, workdays
+from engine import licensing, notices, workdays
 from engine.models import User
 from web.extensions import db
 
@@ -110,4 +111,10 @@ def build_world(app, client, api, complaint=None, admission=None, statement_evid
         workdays.set_calendar_day(date(2031, 5, 6), False, "劳动节", office)
         db.session.commit()
     world["key_id"] = 1
+
+    # Two dimensions of the organic standard: one to edit, a spare one to delete.
+    with app.app_context():
+        world["dimension"] = licensing.add_dimension("organic", "有机转换期").id
+        world["spare_dimension"] = licensing.add_dimension("organic", "探针删除用").id
+        db.session.commit()
     return world

@@ -43,6 +43,7 @@ KEY_ADMINS = frozenset({"it", "office"})
 LABEL_MANAGERS = frozenset({"enterprise", "market"})
 EXPULSION_STARTERS = frozenset({"protection", "office", "leadership"})
 ROYALTY_STAFF = frozenset({"finance", "market"}) | OVERSIGHT
+CERTIFICATE_READERS = frozenset({"quality", "market"}) | OVERSIGHT
 
 
 def only(*actors):
@@ -185,6 +186,14 @@ EXPECTED = {
     "GET /office/rules": p(OFFICE),
     "POST /office/rules/<key>": p(OFFICE, body={"value": "-1"},
                                   key="=deposit.repeat_dispute_count"),
+    "GET /office/grades": p(OFFICE),
+    "POST /office/grades/<code>/dimensions": p(OFFICE, body={"name": ""}, code="=organic"),
+    "POST /office/grades/dimensions/<int:dimension_id>": p(
+        OFFICE, body={"name": ""}, dimension_id="dimension"),
+    "POST /office/grades/dimensions/<int:dimension_id>/delete": p(
+        OFFICE, dimension_id="spare_dimension"),
+    "GET /quality/certificates": p(CERTIFICATE_READERS | ENTERPRISES),
+    "POST /quality/certificates": p(only("quality"), body={"number": ""}),
 
     # -- process administration (office) ------------------------------------------------------
     "GET /admin/processes": p(OFFICE),
@@ -232,6 +241,8 @@ EXPECTED = {
         p(ROYALTY_STAFF | {"enterprise"}, enterprise_id="ent_b"),
         p(ROYALTY_STAFF | {"other-enterprise"}, enterprise_id="ent_a")],
     "GET /api/v1/royalties/yearly": p(ROYALTY_STAFF),
+    "GET /api/v1/certificates": p(CERTIFICATE_READERS | ENTERPRISES),
+    "POST /api/v1/certificates": p(only("quality"), body={"number": ""}),
     "GET /api/v1/licences": p(SIGNED_IN),
     "GET /api/v1/licences/<int:licence_id>": p(STAFF | {"enterprise"}, **LICENCE),
     "GET /api/v1/licences/<int:licence_id>/label-batches": p(STAFF | {"enterprise"}, **LICENCE),

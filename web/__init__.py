@@ -118,6 +118,12 @@ def _register_blueprints(app):
     app.register_blueprint(finance.bp)
     app.register_blueprint(workcalendar.bp)
     app.register_blueprint(office_rules.bp)
+    from web.blueprints import api_certificates, certificates, office_grades
+
+    app.register_blueprint(office_grades.bp)
+    app.register_blueprint(certificates.bp)
+    app.register_blueprint(api_certificates.bp)
+    csrf.exempt(api_certificates.bp)
     from web.blueprints import dashboard
 
     app.register_blueprint(dashboard.bp)

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from engine import inbox, runtime
+from engine import inbox, licensing, runtime
 from engine.errors import ValidationFailed
 from engine.forms import describe, load_html
 from web.hardening import DB_INT_MAX
@@ -67,6 +67,7 @@ def task(task_id):
     status = 422 if errors else 200
     return render_template("task.html", task=task, form=describe(form, _) if form else None,
                            values=values, errors=errors, instance=instance, data=data,
+                           standard=licensing.standard_for_task(task),
                            history=runtime.history(instance)), status
 
 
