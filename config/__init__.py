@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from limits import parse_many
+
 ROOT = Path(__file__).resolve().parent.parent
 
 MODES = ("production", "demo", "test")
@@ -41,15 +43,22 @@ DEFAULTS = {
     "RATELIMIT_ENABLED": True,
     # memory:// keeps counts per process; use redis://host:6379 when several processes serve.
     "RATELIMIT_STORAGE_URI": "memory://",
+    # Failed sign-ins (the login form and POST /api/v1/auth/token together), counted per
+    # client address and per username; "" turns the limit off. Off in test mode unless set.
+    "LOGIN_RATE_LIMIT": "10 per minute;50 per hour",
+    # Session and remember-me cookies only over HTTPS; unset means on in production only.
+    "SECURE_COOKIES": None,
+    # Strict-Transport-Security max-age in seconds, sent in production only; 0 sends none.
+    "HSTS_MAX_AGE": 365 * 24 * 3600,
 }
 
 # Read by the test suite, not by the application.
 TEST_HARNESS_VARIABLES = {"BRAND_TEST_DATABASE_URL", "BRAND_BROWSER_TESTS", "BRAND_CHROMIUM"}
 
 _INT_KEYS = {"PAGE_SIZE", "MAX_CONTENT_LENGTH", "TOKEN_MAX_AGE", "LABEL_BATCH_MAX",
-             "LABEL_PDF_MAX_PAGES"}
+             "LABEL_PDF_MAX_PAGES", "HSTS_MAX_AGE"}
 _FLOAT_KEYS = {"SCRIPT_TIME_LIMIT"}
-_BOOL_KEYS = {"SCHEDULER", "RATELIMIT_ENABLED"}
+_BOOL_KEYS = {"SCHEDULER", "RATELIMIT_ENABLED", "SECURE_COOKIES"}
 
 
 class SettingsError(ValueError):
@@ -94,6 +103,7 @@ def load_settings(overrides=None, environ=None):
         raise SettingsError(f"unknown settings: {', '.join(unknown)}")
 
     settings.update(overrides or {})
+    given = set(overrides or {}) | {k[6:] for k in environ if k.startswith("BRAND_")}
 
     if settings["MODE"] not in MODES:
         raise SettingsError(f"BRAND_MODE must be one of {', '.join(MODES)}")
@@ -104,6 +114,17 @@ def load_settings(overrides=None, environ=None):
     for key in ("BPMN_DIR", "FORMS_DIR"):
         if not Path(settings[key]).is_dir():
             raise SettingsError(f"BRAND_{key}={settings[key]} is not a directory")
+    if settings["SECURE_COOKIES"] is None:
+        settings["SECURE_COOKIES"] = settings["MODE"] == "production"
+    if settings["MODE"] == "test" and "LOGIN_RATE_LIMIT" not in given:
+        # The suite signs in hundreds of times; a test that checks the limit sets it.
+        settings["LOGIN_RATE_LIMIT"] = ""
+    if settings["LOGIN_RATE_LIMIT"]:
+        try:
+            parse_many(settings["LOGIN_RATE_LIMIT"])
+        except ValueError:
+            raise SettingsError("BRAND_LOGIN_RATE_LIMIT must read like '10 per minute;50 per "
+                                f"hour', not {settings['LOGIN_RATE_LIMIT']!r}") from None
     if settings["PAGE_SIZE"] < 1:
         raise SettingsError("BRAND_PAGE_SIZE must be at least 1")
     return settings

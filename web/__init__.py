@@ -13,7 +13,7 @@ from engine import accounts, clock, runtime, schema  # noqa: F401
 from engine import db as engine_db
 from engine.forms import FormRegistry
 from engine.timers import TimerScheduler
-from web import hardening
+from web import hardening, security
 from web.extensions import babel, csrf, db, login_manager, migrate
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ def create_app(overrides=None):
         TESTING=settings["MODE"] == "test",
     )
     hardening.register(app)
+    security.register(app)
     Path(app.instance_path).mkdir(exist_ok=True)
 
     db.init_app(app)

@@ -1,9 +1,11 @@
 """Central error handlers: JSON under /api/, a page elsewhere; never a bare 500 for known cases."""
 
 import logging
+import time
 
 from flask import current_app, render_template, request
 from flask_babel import gettext
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -44,6 +46,19 @@ def _size(limit):
     if limit >= 1024 * 1024:
         return f"{limit / (1024 * 1024):g} MB"
     return f"{limit / 1024:g} KB" if limit >= 1024 else f"{limit} B"
+
+
+LOGIN_ENDPOINTS = {"auth.login", "api.token"}
+
+
+def _seconds_until_reset():
+    """Seconds until the breached limit of this request lets the client in again."""
+    from web.blueprints.verify import limiter
+
+    breached = limiter.current_limit
+    if breached is None:
+        return 60
+    return max(1, int(breached.reset_at - time.time()))
 
 
 def register(app):
@@ -91,6 +106,22 @@ def register(app):
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return render_error(400, "csrf", gettext("表单已过期，请刷新页面后重新提交"))
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc):
+        if request.endpoint not in LOGIN_ENDPOINTS:
+            return http_error(exc)
+        wait = _seconds_until_reset()
+        message = gettext("登录失败次数过多，请 %(minutes)d 分钟后再试",
+                          minutes=max(1, round(wait / 60)))
+        if wants_json():
+            response = current_app.make_response(
+                ({"error": {"code": "too_many_login_attempts", "message": message}}, 429))
+        else:
+            response = current_app.make_response(
+                (render_template("login.html", error=message), 429))
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

@@ -14,6 +14,7 @@ from engine.errors import N_, BadInput, Forbidden, NotAuthenticated, ValidationF
 from engine.forms import describe, load_json
 from engine.timers import fire_due_timers
 from web import transaction
+from web.blueprints.auth import limit_login_attempts
 from web.hardening import DB_INT_MAX
 from web.openapi import openapi_document
 from web.views_common import commit, forms
@@ -153,6 +154,7 @@ def openapi():
 
 
 @bp.route("/auth/token", methods=["POST"])
+@limit_login_attempts
 def token():
     body = json_object()
     username, password = body.get("username"), body.get("password")
