@@ -1,7 +1,7 @@
 """三品一标 certificates in the JSON API: quality staff record them; certificate staff list
 them (filter ``enterprise``); an enterprise lists only its own."""
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from flask_babel import gettext as _
 
 from engine import licensing
