@@ -6,6 +6,7 @@ from engine import (  # noqa: F401
     complaints,
     deposits,
     expulsion,
+    inspections,
     labels,
     licensing,
     models,

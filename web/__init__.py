@@ -139,6 +139,12 @@ def _register_blueprints(app):
     app.register_blueprint(royalties.bp)
     app.register_blueprint(api_royalties.bp)
     csrf.exempt(api_royalties.bp)
+
+    from web.blueprints import api_inspections, inspections
+
+    app.register_blueprint(inspections.bp)
+    app.register_blueprint(api_inspections.bp)
+    csrf.exempt(api_inspections.bp)
     app.register_blueprint(admin_processes.bp)
     # Token callers need no CSRF token; session callers (the modeler) are checked in the view.
     app.register_blueprint(api_processes.bp)
