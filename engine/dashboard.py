@@ -408,10 +408,12 @@ def inspections():
     if table is None or not hasattr(table, "result"):
         return Chart("inspections", N_("抽检结果"), columns, available=False,
                      note=N_("暂无数据来源：抽检模块尚未启用"))
-    rows = session().execute(select(table.result, func.count()).group_by(table.result)
-                             .order_by(table.result))
+    # Only inspections whose results are in; the result's Chinese name, as the page shows it.
+    rows = session().execute(select(table.result, func.count()).where(table.result.is_not(None))
+                             .group_by(table.result).order_by(table.result.desc()))
+    names = getattr(module, "RESULTS", {})
     return Chart("inspections", N_("抽检结果"), columns,
-                 [{"result": r or "", "inspections": n} for r, n in rows])
+                 [{"result": names.get(r, r), "inspections": n} for r, n in rows])
 
 
 # -- the whole dashboard -----------------------------------------------------------------------

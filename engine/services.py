@@ -48,6 +48,7 @@ def _load_domain():
         complaints,
         deposits,
         expulsion,
+        inspections,
         labels,
         licensing,
         notices,

@@ -43,6 +43,7 @@ KEY_ADMINS = frozenset({"it", "office"})
 LABEL_MANAGERS = frozenset({"enterprise", "market"})
 EXPULSION_STARTERS = frozenset({"protection", "office", "leadership"})
 ROYALTY_STAFF = frozenset({"finance", "market"}) | OVERSIGHT
+INSPECTION_STAFF = frozenset({"quality", "protection"}) | OVERSIGHT
 CERTIFICATE_READERS = frozenset({"quality", "market"}) | OVERSIGHT
 
 
@@ -178,6 +179,11 @@ EXPECTED = {
     "GET /royalties/enterprises/<int:enterprise_id>": [
         p(ROYALTY_STAFF | {"enterprise"}, enterprise_id="ent_b"),
         p(ROYALTY_STAFF | {"other-enterprise"}, enterprise_id="ent_a")],
+    "GET /inspections/": p(INSPECTION_STAFF),
+    "POST /inspections/new": p(only("quality"), body={"licence_id": "none"}),
+    # No such inspection: staff are told so (404), everyone else is refused first.
+    "GET /inspections/<int:inspection_id>": p(INSPECTION_STAFF, answers=(404,),
+                                              inspection_id="=999999"),
     "GET /dashboard": p(OVERSIGHT),
     "GET /dashboard/<chart_key>.csv": p(OVERSIGHT, chart_key="=deposits"),
     "GET /calendar": p(SIGNED_IN),
@@ -223,7 +229,8 @@ EXPECTED = {
     "POST /api/v1/processes/<key>/instances": [
         p(ENTERPRISES, body=NOT_DATA, key="=admission_review"),
         p(only("service"), body=NOT_DATA, key="=complaint"),
-        p(EXPULSION_STARTERS, body=NOT_DATA, key="=expulsion")],
+        p(EXPULSION_STARTERS, body=NOT_DATA, key="=expulsion"),
+        p(only("quality"), body=NOT_DATA, key="=inspection")],
     "GET /api/v1/instances/<int:instance_id>": per_case(),
     "GET /api/v1/instances/<int:instance_id>/diagram": per_case(),
     "GET /api/v1/clock": p(SIGNED_IN),
@@ -241,6 +248,10 @@ EXPECTED = {
         p(ROYALTY_STAFF | {"enterprise"}, enterprise_id="ent_b"),
         p(ROYALTY_STAFF | {"other-enterprise"}, enterprise_id="ent_a")],
     "GET /api/v1/royalties/yearly": p(ROYALTY_STAFF),
+    "GET /api/v1/inspections": p(INSPECTION_STAFF),
+    "GET /api/v1/inspections/risk": p(INSPECTION_STAFF, query="draw=1&seed=probe"),
+    "GET /api/v1/inspections/<int:inspection_id>": p(INSPECTION_STAFF, answers=(404,),
+                                                     inspection_id="=999999"),
     "GET /api/v1/certificates": p(CERTIFICATE_READERS | ENTERPRISES),
     "POST /api/v1/certificates": p(only("quality"), body={"number": ""}),
     "GET /api/v1/licences": p(SIGNED_IN),
