@@ -130,6 +130,15 @@ def test_planning_from_the_draw_starts_the_case_in_the_inbox(app, client, api, l
 
 # -- results, trace, verify page ---------------------------------------------------------------
 
+def test_the_results_task_shows_the_standard_to_fill_in(client, api, licence):
+    case = plan(api, licence)["id"]
+    sample(api, case)
+    login(client, "quality")
+    page = client.get(f"/tasks/{the_task(api, 'quality', case, 'results')['id']}").text
+    assert "果形完整，无霉变" in page and "云南省农产品质量安全检测中心" in page
+    assert "外观 | " in page and "农药残留 | " in page      # one line to fill per dimension
+
+
 def test_a_passed_inspection_is_in_the_trace_on_the_verify_page(client, api, licence):
     code = code_of(batch_urls(client, api, issue(api, licence, 2)["id"])[0])
     case = inspected(api, licence)

@@ -47,6 +47,9 @@ def seed_demo():
         from web.demo_royalty import seed_royalty_demo
 
         seed_royalty_demo()
+        from web.demo_inspection import seed_inspection_demo
+
+        seed_inspection_demo()
     db.session.commit()
     users = ", ".join(DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES))
     return [f"demo logins (password '{DEMO_PASSWORD}'): {users}"]
