@@ -18,7 +18,33 @@ from seeded_world import build_world
 # Who sends the requests: an administrator, a department that acts on cases, an
 # enterprise, and nobody at all (no Authorization header).
 SENDERS = ("office", "market", "ent-b", None)
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 25
+
+# Path parameters by name: the seeded objects they may name (world keys, or values).
+REAL_IDS = {
+    "task_id": ["market_task", "quality_task", "protection_task", "enterprise_task"],
+    "instance_id": ["admission_case", "licence_case", "complaint_case", "expulsion_case"],
+    "licence_id": ["licence"], "batch_id": ["batch", "spare_batch"], "key_id": ["key_id"],
+    "draft_id": ["draft", "spare_draft"], "notice_id": ["notice"],
+    "enterprise_id": ["ent_a", "ent_b"], "code": ["code"], "reference": ["reference"],
+}
+LITERAL_IDS = {
+    "key": ["admission_review", "complaint", "expulsion", "licence_grant"],
+    "name": ["admission_apply", "complaint_file"], "a": [1], "b": [2], "number": [1, 2],
+    "inspection_id": [1],
+}
+
+
+def real_path_parameters(operation, world):
+    """A few sets of path parameters naming seeded objects (empty for other operations)."""
+    names = [p.name for p in operation.path_parameters]
+    if not names:
+        return []
+    options = {name: [world[k] for k in REAL_IDS[name]] if name in REAL_IDS
+               else LITERAL_IDS.get(name, [1]) for name in names}
+    widest = max(len(values) for values in options.values())
+    return [{name: values[i % len(values)] for name, values in options.items()}
+            for i in range(widest)]
 
 
 def _describe(case, response):
@@ -28,7 +54,7 @@ def _describe(case, response):
 
 
 def test_no_generated_request_gets_a_server_error(app, client, api):
-    build_world(app, client, api)
+    world = build_world(app, client, api)
     app.config["RATELIMIT_ENABLED"] = False
     tokens = {user: api.token(user) for user in SENDERS if user}
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
@@ -37,7 +63,9 @@ def test_no_generated_request_gets_a_server_error(app, client, api):
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode)
+            strategy = st.one_of(operation.as_strategy(generation_mode=mode), *(
+                operation.as_strategy(generation_mode=mode, path_parameters=known)
+                for known in real_path_parameters(operation, world)))
 
             @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
                       derandomize=True, phases=[Phase.explicit, Phase.generate],
