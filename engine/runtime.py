@@ -233,6 +233,31 @@ def _sync_timers(instance, workflow):
                                 due_at=due))
 
 
+def projection_problems(instance):
+    """How the instance's task and timer rows differ from its workflow's state ([] when they
+    agree): the check that no step was half applied, for tests and for operators."""
+    workflow = _restore(instance)
+    problems = []
+    ready = {str(t.id) for t in _ready_user_tasks(workflow)}
+    rows = set(session().scalars(select(HumanTask.task_uuid).where(
+        HumanTask.instance_id == instance.id, HumanTask.state == "open")).all())
+    problems += [f"task {u} is ready in the workflow but not open in the inbox"
+                 for u in sorted(ready - rows)]
+    problems += [f"task {u} is open in the inbox but not ready in the workflow"
+                 for u in sorted(rows - ready)]
+    waiting = {str(t.id): _timer_due(t) for t in workflow.event_manager.tasks.values()
+               if _timer_due(t) is not None}
+    timers = dict(session().execute(select(Timer.task_uuid, Timer.due_at).where(
+        Timer.instance_id == instance.id)).all())
+    if waiting != timers:
+        problems.append(f"timer rows {timers} differ from the workflow's timers {waiting}")
+    finished = workflow.is_completed()
+    if finished != (instance.status != "running"):
+        problems.append(f"instance status {instance.status!r} but workflow "
+                        f"{'completed' if finished else 'running'}")
+    return problems
+
+
 def _timer_due(task):
     definition = getattr(task.task_spec, "event_definition", None)
     if not isinstance(definition, TimerEventDefinition):
@@ -339,13 +364,16 @@ def fire_timers(instance_id, now=None):
 
     The instance row is locked first (on PostgreSQL), then its due timers are read: every
     step locks the instance before the timer rows, so a timer run and a completion cannot
-    deadlock, and several schedulers never fire one timer twice. Only timers the workflow
-    really had waiting and that fired are reported and recorded.
+    deadlock, and several schedulers never fire one timer twice. The lock skips a row that
+    is locked already (``SKIP LOCKED``): another scheduler is firing it, or a user's step
+    is being committed; this scheduler moves on to the next case and sees this one again
+    in its next round. Only timers the workflow really had waiting and that fired are
+    reported and recorded.
     """
     now = now or clock.now()
     query = select(Instance).where(Instance.id == instance_id)
     if session().get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Instance)
+        query = query.with_for_update(of=Instance, skip_locked=True)
     instance = session().scalars(query).first()
     if instance is None or instance.status != "running":
         return []

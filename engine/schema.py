@@ -2,6 +2,7 @@
 (for ``create_all``, migrations and the tests)."""
 
 from engine import (  # noqa: F401
+    audit,
     brandsite,
     complaints,
     deposits,

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 # Longest sleep between runs; covers timers another process wrote while this one slept.
 SAFETY_SLEEP = timedelta(seconds=60)
+# A timer still due after a run was skipped (its case locked by another scheduler or a
+# user's step): look again this soon rather than at once, which would spin.
+RETRY_DELAY = timedelta(milliseconds=200)
 
 
 def fire_due_timers(transaction, now=None, max_rounds=50):
@@ -103,5 +106,8 @@ class TimerScheduler:
         except Exception:  # noqa: BLE001 - the scheduler thread must survive to try again
             logger.exception("timer run failed")
             upcoming = None
-        limit = clock.now() + SAFETY_SLEEP
+        now = clock.now()
+        limit = now + SAFETY_SLEEP
+        if upcoming is not None and upcoming <= now:
+            upcoming = now + RETRY_DELAY
         self.wake(min(upcoming, limit) if upcoming else limit)

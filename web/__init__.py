@@ -4,12 +4,14 @@ import logging
 from contextlib import contextmanager
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import Flask, g, has_request_context, request, session
+from flask_login import current_user
 from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from config import load_settings
-from engine import accounts, clock, runtime, schema  # noqa: F401
+from engine import accounts, audit, clock, runtime, schema  # noqa: F401
 from engine import db as engine_db
 from engine.forms import FormRegistry
 from engine.timers import TimerScheduler
@@ -39,6 +41,8 @@ def create_app(overrides=None):
 
     db.init_app(app)
     engine_db.bind_session(lambda: db.session)
+    audit.install()
+    audit.bind_actor(_request_actor, _command_actor)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
                      render_as_batch=True)
     babel.init_app(app, locale_selector=_select_locale)
@@ -63,6 +67,51 @@ def create_app(overrides=None):
     # The scheduler is started by the serving entry point (web/wsgi.py), never by CLI commands.
     app.extensions["brand_scheduler"] = None
     return app
+
+
+def _request_actor():
+    """Who acts in this request, for the audit chain: the token's or the session's user, else
+    the anonymous visitor's address; the action is the method and the URL rule."""
+    if not has_request_context():
+        return None
+    name = g.get("audit_actor_name")
+    if name is None:
+        name = _username(g.get("api_user") or current_user._get_current_object())
+        if name is not None:
+            g.audit_actor_name = name       # the user object may be detached by a later commit
+    name = name or f"anonymous@{request.remote_addr}"
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    return audit.Actor(name, f"{request.method} {rule}")
+
+
+def _username(user):
+    """The user's name without touching an expired or detached object (None: anonymous)."""
+    from engine.models import User
+
+    state = sa_inspect(user, raiseerr=False)
+    if state is None or state.identity is None:
+        return None
+    name = state.dict.get("username")
+    if name is None:
+        found = db.session.get(User, state.identity[0])
+        name = found.username if found is not None else None
+    return name
+
+
+def _command_actor():
+    """A ``flask --app web <command>`` run: the operator's account name and the command."""
+    import getpass
+
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return None
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):
+        operator = "unknown"
+    return audit.Actor(f"cli:{operator}", context.command_path)
 
 
 def _engine_options(url):

@@ -86,3 +86,17 @@ def register(app):
             stop.wait()
         except KeyboardInterrupt:
             pass
+
+    @app.cli.command("verify-audit")
+    def verify_audit_command():
+        """Check the audit chain from its first record; name the first one that does not hold."""
+        from engine import audit
+
+        check = audit.verify_chain(db.session)
+        if check.ok:
+            click.echo(f"audit chain intact: {check.records} record(s)")
+            return
+        click.echo(f"audit chain broken at sequence {check.first_bad_sequence} "
+                   f"(record id {check.first_bad_id}): {check.problem}; "
+                   f"{check.records} record(s) before it hold")
+        raise SystemExit(1)
