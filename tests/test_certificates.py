@@ -85,13 +85,14 @@ def test_bad_certificate_input_gets_422_with_every_field(api, october):
 
 
 def test_expired_certificates_are_marked(api, client, october):
+    record(api)
     record(api, number="LB-OLD-2024", valid_from="2024-01-01", valid_until="2026-10-11")
     record(api, number="LB-NEXT-2027", valid_from="2026-11-01", valid_until="2027-10-31")
     listed = {c["number"]: c for c in api.get("/certificates", "market")["items"]}
     assert (listed["LB-OLD-2024"]["status"], listed["LB-OLD-2024"]["expired"]) == (
         "expired", True)
     assert listed["LB-NEXT-2027"]["status"] == "pending"
-    assert listed["LB-53-2612-0001"]["status"] == "valid"
+    assert listed["LB-53-2610-0077"]["status"] == "valid"
 
     login(client, "market")
     page = client.get("/quality/certificates")
@@ -99,7 +100,7 @@ def test_expired_certificates_are_marked(api, client, october):
     row = page.text.split("LB-OLD-2024", 1)[1].split("</tr>", 1)[0]
     assert '<span class="badge">已过期</span>' in row
     assert "2024-01-01 — 2026-10-11" in row
-    assert "已过期" not in page.text.split("LB-53-2612-0001", 1)[1].split("</tr>", 1)[0]
+    assert "已过期" not in page.text.split("LB-53-2610-0077", 1)[1].split("</tr>", 1)[0]
     # Market reads the list but has no form to record one.
     assert "登记证书" not in page.text
 

@@ -120,7 +120,7 @@ def test_quality_sees_the_grade_standard_where_it_verifies(client, api):
     assert "申请等级的质量标准：绿色" in standard
     assert "<td>农药残留</td><td>符合绿色食品标准</td>" in standard
     assert "产地范围" not in standard                   # a GI dimension, not this grade's
-    assert "LB-53-2612-0001" in standard and "有效" in standard
+    assert "LB-53-2612-0001" in standard and "· 有效" in standard
 
     # The market department's quota task shows no standard panel.
     complete(api, "quality", instance_id, "verify_quality",
