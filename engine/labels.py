@@ -36,12 +36,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from engine import clock, labelcodes, labelkeys, labelsheet, rules, trace
 from engine.db import Base, session
 from engine.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
-from engine.licensing import PRODUCTS, Licence
+from engine.licensing import PRODUCTS, Grade, Licence
 from engine.services import start_guard, starters
 
 logger = logging.getLogger(__name__)
@@ -521,8 +521,15 @@ def _count_scan(serial, place, now):
             first_lat=case((first, place.lat), else_=Label.first_lat),
             first_lng=case((first, place.lng), else_=Label.first_lng))
         .execution_options(synchronize_session=False))
-    # The row is now locked by this transaction: what it reads is what it wrote.
-    return session().get(Label, serial, populate_existing=True)
+    # The row is now locked by this transaction: what it reads is what it wrote. Its batch,
+    # licence, enterprise and grade come in the same query: the answer shows them all.
+    return session().scalars(
+        select(Label).where(Label.serial == serial)
+        .options(joinedload(Label.batch).joinedload(LabelBatch.licence)
+                 .joinedload(Licence.enterprise),
+                 joinedload(Label.batch).joinedload(LabelBatch.licence)
+                 .joinedload(Licence.grade).lazyload(Grade.dimensions))
+        .execution_options(populate_existing=True)).one()
 
 
 def _becomes_suspect(label, licence, place, now):

@@ -7,6 +7,7 @@ flight at once. Whatever the interleaving, the office must see one winner, one
 "somebody else was faster" (409), one history entry, and a case that carries on.
 """
 
+import os
 import threading
 from collections import Counter
 
@@ -15,10 +16,14 @@ from conftest import POSTGRES
 from sqlalchemy import text
 
 from engine import accounts, clock, runtime
-from engine.models import Enterprise
+from engine.models import Enterprise, Instance
 from web.extensions import db
 
-ROUNDS = 30
+# CI runs 1,000 rounds (.ci/run sets RACE_ROUNDS); a developer's `make test` runs 30. Every
+# round checks the winner, the history and the inbox against the engine; every
+# FULL_EVERY-th round also carries the case on to its end.
+ROUNDS = int(os.environ.get("RACE_ROUNDS", "30"))
+FULL_EVERY = max(1, ROUNDS // 30)
 
 APPLICATION = {
     "enterprise_name": "盈江县测试茶厂",
@@ -141,7 +146,15 @@ def assert_consistent(api, instance_id):
         listed = [t for t in api.get("/tasks?per_page=200", user)["items"]
                   if t["instance_id"] == instance_id and t["task"] == task["task"]]
         assert len(listed) == 1, (task, listed)
+    # The inbox rows and timer rows are the engine's state, read from the workflow itself.
+    with api.client.application.app_context():
+        assert runtime.projection_problems(db.session.get(Instance, instance_id)) == []
+        db.session.remove()
     return body
+
+
+def carry_on_now(n):
+    return n % FULL_EVERY == 0
 
 
 def carry_on_to_the_end(api, instance_id, enterprise):
@@ -203,6 +216,9 @@ def test_simultaneous_completions_have_one_winner(api, contenders, enterprises, 
             assert body["enterprise_status"] == "rejected"
             assert body["enterprise_status_reason"] == "材料与事实不符"
 
+        assert_consistent(api, instance_id)
+        if not carry_on_now(n):
+            continue
         final = carry_on_to_the_end(api, instance_id, enterprise)
         assert final["enterprise_status"] == ("admitted" if first_won else "rejected")
         assert len(completed_entries(final, "completeness_check")) == 1
@@ -267,8 +283,8 @@ def test_simultaneous_claims_have_one_winner(api, contenders, enterprises):
         # The loser cannot complete it; the winner can, and the case goes on.
         api.post(f"/tasks/{task['id']}/complete", loser, {"data": COMPLETE}, expect=409)
         api.post(f"/tasks/{task['id']}/complete", winner, {"data": REJECT})
-        final = carry_on_to_the_end(api, instance_id, enterprise)
-        assert final["enterprise_status"] == "rejected"
+        final = assert_consistent(api, instance_id)
+        assert final["enterprise_status"] == "rejected" and final["status"] == "completed"
 
 
 def test_same_user_claiming_twice_at_once_is_recorded_once(api, contenders, enterprises):
@@ -333,8 +349,9 @@ def test_deadline_firing_while_the_supplement_is_submitted(api, contenders, ente
             assert "timer" not in kinds, (n, body["history"])
             if advance == 200:
                 assert advance_body["fired"] == 0
-            final = carry_on_to_the_end(api, instance_id, enterprise)
-            assert final["enterprise_status"] == "admitted"
+            if carry_on_now(n):
+                final = carry_on_to_the_end(api, instance_id, enterprise)
+                assert final["enterprise_status"] == "admitted"
         else:
             # The deadline won: the answer came too late and changed nothing.
             assert answer_body["error"]["code"] == "conflict"
@@ -344,8 +361,10 @@ def test_deadline_firing_while_the_supplement_is_submitted(api, contenders, ente
             assert body["enterprise_status"] == "lapsed"
             assert effects == ["application_opened", "lapsed"]
             assert kinds.count("timer") == 1
-        # Nothing of this case is left waiting on a timer.
-        assert api.post("/clock/advance", "it", {"duration": "P30D"})["fired"] == 0
+        # Nothing of this case is left waiting on a timer (assert_consistent compared the
+        # timer rows with the workflow's); every FULL_EVERY-th round proves it by firing.
+        if carry_on_now(n):
+            assert api.post("/clock/advance", "it", {"duration": "P30D"})["fired"] == 0
     print(f"timer race (answer, advance) statuses: {dict(outcomes)}")
 
 

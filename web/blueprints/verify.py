@@ -138,13 +138,14 @@ def page(code):
         # The page reloads with lat/lng, or with geo=0 when the phone gives no position.
         return render_template("verify_locate.html", code=code)
     result = labels.verify_code(code, _place())
-    commit()
+    # The answer is read before the commit, which would expire what it reads.
     view = verification_json(result)
     if result.label is not None:
         view["first_verified_at_local"] = local_time(result.label.first_scanned_at,
                                                      "%Y-%m-%d %H:%M:%S")
         for item, event in zip(view["trace"], result.trace, strict=True):
             item["occurred_at_local"] = local_time(event.occurred_at)
+    commit()
     return render_template("verify.html", v=view, code=code)
 
 
@@ -152,5 +153,6 @@ def page(code):
 @public_limit
 def api_verify(code):
     result = labels.verify_code(code, _place())
+    answer = verification_json(result)
     commit()
-    return verification_json(result)
+    return answer
