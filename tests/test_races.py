@@ -371,6 +371,8 @@ def test_deadline_firing_while_the_supplement_is_submitted(api, contenders, ente
 # The timer run that loses a race, replayed deterministically: another request commits a
 # step of the case between the timer run loading the case and saving it.
 
+@pytest.mark.skipif(POSTGRES, reason="the timer run holds the case's row lock on PostgreSQL: "
+                    "another step waits for it instead of committing in between")
 def test_clock_advance_still_fires_the_other_cases(api, enterprises, monkeypatch):
     contested, _task = at_supplement(api, enterprises[0])
     api.post("/clock/advance", "it", {"duration": "P1D"})
