@@ -11,12 +11,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from serving import gunicorn, wait_for
 from sqlalchemy import func, select
+from test_races import APPLICATION, SUPPLEMENT
 
 from engine import accounts, audit, clock, ledger, runtime
 from engine.models import Enterprise, HistoryEntry, HumanTask, Instance, User
-from serving import gunicorn, wait_for
-from test_races import APPLICATION, SUPPLEMENT
 from web.extensions import db
 
 CASES = 30

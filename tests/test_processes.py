@@ -13,12 +13,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from serving import gunicorn, scheduler, wait_for
 from sqlalchemy import func, select
+from test_races import APPLICATION, SUPPLEMENT
 
 from engine import accounts, audit, clock
 from engine.models import Enterprise, HistoryEntry, Instance
-from serving import gunicorn, scheduler, wait_for
-from test_races import APPLICATION, SUPPLEMENT
 from web.extensions import db
 
 CASES = 40
