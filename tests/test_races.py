@@ -143,7 +143,10 @@ def assert_consistent(api, instance_id):
         user = task["group"]  # each demo department's lead is named after it
         if user == "enterprise":
             continue
-        listed = [t for t in api.get("/tasks?per_page=200", user)["items"]
+        # Filtered by the case's enterprise: after many rounds a department's inbox holds
+        # more open tasks than one page.
+        inbox = api.get(f"/tasks?per_page=200&enterprise={body['enterprise_id']}", user)
+        listed = [t for t in inbox["items"]
                   if t["instance_id"] == instance_id and t["task"] == task["task"]]
         assert len(listed) == 1, (task, listed)
     # The inbox rows and timer rows are the engine's state, read from the workflow itself.
@@ -346,16 +349,15 @@ def test_deadline_firing_while_the_supplement_is_submitted(api, contenders, ente
             assert body["status"] == "running"
             assert body["enterprise_status"] == "applying"
             assert "lapsed" not in effects
+            # (The advance may fire other cases' timers: this case's history has none.)
             assert "timer" not in kinds, (n, body["history"])
-            if advance == 200:
-                assert advance_body["fired"] == 0
             if carry_on_now(n):
                 final = carry_on_to_the_end(api, instance_id, enterprise)
                 assert final["enterprise_status"] == "admitted"
         else:
             # The deadline won: the answer came too late and changed nothing.
             assert answer_body["error"]["code"] == "conflict"
-            assert advance == 200 and advance_body["fired"] == 1, (n, results)
+            assert advance == 200 and advance_body["fired"] >= 1, (n, results)
             assert answered == []
             assert body["status"] == "completed" and body["open_tasks"] == []
             assert body["enterprise_status"] == "lapsed"
@@ -364,7 +366,9 @@ def test_deadline_firing_while_the_supplement_is_submitted(api, contenders, ente
         # Nothing of this case is left waiting on a timer (assert_consistent compared the
         # timer rows with the workflow's); every FULL_EVERY-th round proves it by firing.
         if carry_on_now(n):
-            assert api.post("/clock/advance", "it", {"duration": "P30D"})["fired"] == 0
+            api.post("/clock/advance", "it", {"duration": "P30D"})
+            later = [h["kind"] for h in case(api, instance_id)["history"]]
+            assert later.count("timer") == kinds.count("timer"), (n, later)
     print(f"timer race (answer, advance) statuses: {dict(outcomes)}")
 
 
