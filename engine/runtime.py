@@ -416,10 +416,25 @@ def history(instance):
         HistoryEntry.instance_id == instance.id).order_by(HistoryEntry.id)).all()
 
 
-def case_data(instance):
-    """The case's current data (the workflow's latest task data), for the case summary."""
+def case_data(instance, task_uuid=None):
+    """The case's current data, for the case summary and a form's read-only fields.
+
+    With ``task_uuid``, the data that task carries: what its form shows and completes
+    from. Otherwise the data of the latest step on the case's main line: the top
+    workflow's last task, then the last task of each running subprocess, outermost
+    first. A subprocess keeps its own task data until it ends, so the top workflow's
+    last task alone would not show what was answered inside it (an investigation).
+    """
     workflow = _restore(instance)
-    last = workflow.last_task or workflow.task_tree
     data = dict(workflow.data)
-    data.update(last.data)
+    task = workflow.get_task_from_id(UUID(task_uuid)) if task_uuid else None
+    if task is not None:
+        data.update(task.data)
+        return data
+
+    data.update((workflow.last_task or workflow.task_tree).data)
+    running = [sub for sub in workflow.subprocesses.values()
+               if not sub.completed and sub.last_task is not None]
+    for sub in sorted(running, key=lambda sub: sub.depth):
+        data.update(sub.last_task.data)
     return data

@@ -601,3 +601,45 @@ def test_a_late_finance_confirmation_is_supervised(client, api, autumn):
     complete(api, "leadership", freeze_case, "settlement_check_supervision",
              {"escalation_note": "财务已确认，下不为例"})
     assert api.get(f"/instances/{freeze_case}", "office")["status"] == "completed"
+
+
+def readonly_value(page, name):
+    """The text a read-only form field shows on a task page."""
+    match = re.search(rf'data-field="{name}">.*?<div class="field-value[^>]*>(.*?)</div>',
+                      page.text, re.S)
+    assert match, name
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def test_the_adjudicator_sees_the_investigation_and_the_sampling_result(client, api, autumn):
+    ent_b = enterprise_id(api)
+    reference = file_online(client)["reference"]
+    case = staff_view(api, reference)["instance_id"]
+    accept(api, case, ent_b)
+    through_investigation(api, case)
+
+    task = the_task(api, "protection", case, "adjudication")
+    login(client, "protection")
+    page = client.get(f"/tasks/{task['id']}")
+    assert page.status_code == 200
+    assert readonly_value(page, "findings") == "投诉属实，同批次留样霉变。"
+    assert readonly_value(page, "sample_result") == "不合格"
+
+    # The case page's data carries the investigation too, while the mediation runs.
+    case_page = client.get(f"/cases/{case}").text
+    assert "投诉属实，同批次留样霉变。" in case_page and "YJQC-2026-0118" in case_page
+
+
+def test_the_adjudicator_sees_the_findings_without_sampling(client, api, autumn):
+    ent_b = enterprise_id(api)
+    reference = file_online(client)["reference"]
+    case = staff_view(api, reference)["instance_id"]
+    accept(api, case, ent_b)
+    complete(api, "protection", case, "investigation",
+             {"findings": "属实", "sampling_needed": False})
+
+    task = the_task(api, "protection", case, "adjudication")
+    login(client, "protection")
+    page = client.get(f"/tasks/{task['id']}")
+    assert readonly_value(page, "findings") == "属实"
+    assert readonly_value(page, "sample_result") == "—"

@@ -48,7 +48,7 @@ def task(task_id):
     task = inbox.get_task(current_user, task_id)
     form = forms().get(task.form) if task.form else None
     instance = task.instance
-    data = runtime.case_data(instance)
+    data = runtime.case_data(instance, task.task_uuid)
     errors, values = {}, data
 
     if request.method == "POST" and form is not None:
