@@ -42,7 +42,7 @@ db: install translations
 
 run: db
 	@echo "Open http://127.0.0.1:5000  (demo logins: market quality finance protection"
-	@echo "leadership office service it, ent-a ent-b; password: demo)"
+	@echo "leadership office service it general, ent-a ent-b ent-c; password: demo)"
 	$(VENV)/bin/flask --app web.wsgi run --host 127.0.0.1 --port 5000 --no-reload
 
 # The test suite on SQLite (the default), the way CI runs it first.

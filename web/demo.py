@@ -51,8 +51,14 @@ def seed_demo():
 
         seed_inspection_demo()
     db.session.commit()
-    users = ", ".join(DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES))
-    return [f"demo logins (password '{DEMO_PASSWORD}'): {users}"]
+    return [f"demo logins (password '{DEMO_PASSWORD}'): {', '.join(demo_logins())}"]
+
+
+def demo_logins():
+    """Every demo login that exists, departments first: ``ent-c`` only in demo mode."""
+    wanted = DEPARTMENTS + tuple(u for u, _n, _k in ENTERPRISES) + ("ent-c",)
+    existing = set(session().scalars(select(User.username).where(User.username.in_(wanted))))
+    return [username for username in wanted if username in existing]
 
 
 def _admit_for_demo(enterprise):
