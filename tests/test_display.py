@@ -39,3 +39,26 @@ def test_calendar_headings_say_what_the_rows_are(client):
     assert "放假（工作日）" not in page
     assert "<h2>放假日（不含周末）</h2>" in page
     assert "<h2>调休上班日（周末上班）</h2>" in page
+
+
+def test_number_fields_show_their_range_from_the_form(app):
+    from flask import render_template_string
+
+    from engine.forms import describe
+    from web.views_common import forms
+
+    with app.test_request_context("/"):
+        scoring = describe(forms().get("admission_scoring"))
+        html = render_template_string(
+            '{% from "macros/form.html" import render_form %}{{ render_form(form) }}',
+            form=scoring)
+        quota = render_template_string(
+            '{% from "macros/form.html" import render_form %}{{ render_form(form) }}',
+            form=describe(forms().get("licence_quota")))
+
+    hint = '<p class="field-range" id="field-score_innovation-range">取值范围：0–25</p>'
+    assert hint in html
+    assert 'aria-describedby="field-score_innovation-range"' in html
+    assert html.count("取值范围：0–25") == 4
+    assert "不小于 1" in quota and "取值范围：0–10000" in quota
+    assert 'id="field-max_quota-range"' not in quota  # readonly: no input, no hint
