@@ -156,14 +156,11 @@ def _dispute(step):
     return dispute
 
 
-def _approver(step, dispute):
-    actor_id = getattr(step.actor, "id", None)
-    return actor_id if actor_id is not None else dispute.opened_by
-
-
 def _entry(step, dispute, kind, amount, note):
+    # The person whose step caused the entry approved it; a step a timer ran (a deadline
+    # passing) names nobody, rather than whoever opened the dispute.
     return ledger.post(dispute.enterprise_id, kind, amount, instance_id=step.instance.id,
-                       approved_by=_approver(step, dispute), note=note)
+                       approved_by=getattr(step.actor, "id", None), note=note)
 
 
 def _deadline(value):

@@ -157,8 +157,9 @@ def _case(step):
 
 
 def _approver(step, case):
-    actor_id = getattr(step.actor, "id", None)
-    return actor_id if actor_id is not None else case.opened_by
+    # Only the person whose step this is approves its ledger entries: a step a timer ran
+    # names nobody, never the case's opener.
+    return getattr(step.actor, "id", None)
 
 
 @service_operation

@@ -1,8 +1,8 @@
 """The performance deposit ledger (履约保证金台账): immutable entries in fen, and their sums.
 
-Every change to a deposit is a new entry naming the case that caused it and who
-approved it; nothing is stored as a running total or edited in place. What each
-kind does:
+Every change to a deposit is a new entry naming the case that caused it and the person
+who approved it (none when a timer's step made it: a deadline passed); nothing is stored
+as a running total or edited in place. What each kind does:
 
 ==========  ==========  ===========================================================
 kind        term        effect
@@ -349,8 +349,9 @@ def reconcile(enterprise_id=None):
     Checks, per enterprise: sequences run 1, 2, 3... without a gap; each digest matches
     the entry's content and its predecessor (nothing was edited in place); no prefix
     breaks the rules of ``Position.problem`` or leaves a case holding a negative freeze;
-    every entry names an approver, and every entry but an opening ``paid_in`` a case;
-    and the database's own sums equal the replay.
+    every entry but an opening ``paid_in`` names a case, and every entry outside a case
+    an approver (a case's entry made by a timer names none); and the database's own sums
+    equal the replay.
     """
     result = Reconciliation()
     state = {}
@@ -379,7 +380,9 @@ def reconcile(enterprise_id=None):
                 report("case_frozen", f"case {entry.instance_id} frozen {held.frozen_fen}")
         elif entry.kind != "paid_in":
             report("no_case", entry.kind)
-        if entry.approved_by is None:
+        if entry.approved_by is None and entry.instance_id is None:
+            # A case's entry made by a timer (a deadline passing) names no approver; its
+            # case history records the timer. Outside a case a person must approve.
             report("no_approver", entry.kind)
         state[eid] = (current, entry.sequence + 1, entry.digest, cases)
 

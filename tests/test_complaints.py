@@ -265,7 +265,7 @@ def test_not_settled_is_deducted_topped_up_short_and_escalated(client, api, autu
     body = deposit(api, ent_b)
     deducted = body["entries"][3]
     assert (deducted["kind"], deducted["amount_fen"], deducted["instance_id"],
-            deducted["approved_by"]) == ("deducted", AWARD, freeze_case, "protection")
+            deducted["approved_by"]) == ("deducted", AWARD, freeze_case, None)
     assert position(body) == (700_000, 0, 700_000, 0)
     assert body["shortfall_fen"] == 300_000
     dispute = dispute_case(api, ent_b)
@@ -643,3 +643,29 @@ def test_the_adjudicator_sees_the_findings_without_sampling(client, api, autumn)
     page = client.get(f"/tasks/{task['id']}")
     assert readonly_value(page, "findings") == "属实"
     assert readonly_value(page, "sample_result") == "—"
+
+
+def test_a_deduction_made_by_the_deadline_names_no_approver(client, api, autumn):
+    ent_b = enterprise_id(api)
+    at_fault_complaint(client, api, ent_b)
+    freeze_case = dispute_case(api, ent_b)["instance_id"]
+    assert api.post("/clock/advance", "it", {"duration": "P15D"})["fired"] == 1
+
+    entries = deposit(api, ent_b)["entries"]
+    assert [(e["kind"], e["instance_id"], e["approved_by"]) for e in entries[1:]] == [
+        ("paid_out", _case_of(entries, "paid_out"), "protection"),
+        ("frozen", freeze_case, "protection"),
+        ("deducted", freeze_case, None)]
+
+    login(client, "finance")
+    page = client.get(f"/finance/deposits/{ent_b}").text
+    rows = re.findall(r'<tr data-kind="(\w+)">(.*?)</tr>', page, re.S)
+    approvers = {kind: re.findall(r"<td>(.*?)</td>", row, re.S)[5] for kind, row in rows}
+    assert approvers["deducted"] == "系统（到期自动）"
+    assert approvers["frozen"] == approvers["paid_out"] == "品牌保护（演示）"
+    with api.client.application.app_context():
+        assert ledger.reconcile().ok
+
+
+def _case_of(entries, kind):
+    return next(e["instance_id"] for e in entries if e["kind"] == kind)
