@@ -50,6 +50,26 @@ def app(database_url):
         db.engine.dispose()
 
 
+def add_enterprise_logins(app, prefix, count, name):
+    """``count`` registered enterprises, each with its login ``<prefix><n>`` (password
+    ``demo``) and the name ``name.format(n)``; returns the usernames."""
+    from engine import accounts, clock
+    from engine.models import Enterprise
+
+    usernames = []
+    with app.app_context():
+        for n in range(count):
+            enterprise = Enterprise(name=name.format(n), kind="processor", status="registered",
+                                    created_at=clock.now())
+            db.session.add(enterprise)
+            db.session.flush()
+            accounts.create_user(f"{prefix}{n}", "demo", enterprise.name, groups=["enterprise"],
+                                 enterprise_id=enterprise.id)
+            usernames.append(f"{prefix}{n}")
+        db.session.commit()
+    return usernames
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

@@ -11,12 +11,13 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import add_enterprise_logins
 from serving import gunicorn, wait_for
 from sqlalchemy import func, select
 from test_races import APPLICATION, SUPPLEMENT
 
-from engine import accounts, audit, clock, ledger, runtime
-from engine.models import Enterprise, HistoryEntry, HumanTask, Instance, User
+from engine import audit, clock, ledger, runtime
+from engine.models import HistoryEntry, HumanTask, Instance, User
 from web.extensions import db
 
 CASES = 30
@@ -26,15 +27,7 @@ FREEZE_FEN = 1_000
 @pytest.fixture
 def admission_cases(app, api):
     """CASES admission cases waiting at the market's completeness check."""
-    with app.app_context():
-        for n in range(CASES):
-            enterprise = Enterprise(name=f"盈江县断电茶厂{n}", kind="processor",
-                                    status="registered", created_at=clock.now())
-            db.session.add(enterprise)
-            db.session.flush()
-            accounts.create_user(f"ent-k{n}", "demo", enterprise.name, groups=["enterprise"],
-                                 enterprise_id=enterprise.id)
-        db.session.commit()
+    add_enterprise_logins(app, "ent-k", CASES, "盈江县断电茶厂{}")
     cases = {}
     for n in range(CASES):
         instance_id = api.post("/processes/admission_review/instances", f"ent-k{n}",

@@ -13,11 +13,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import add_enterprise_logins
 from serving import gunicorn, scheduler, wait_for
 from sqlalchemy import func, select
 from test_races import APPLICATION, SUPPLEMENT
 
-from engine import accounts, audit, clock
+from engine import audit, clock
 from engine.models import Enterprise, HistoryEntry, Instance
 from web.extensions import db
 
@@ -28,15 +29,7 @@ CASES = 40
 def waiting_cases(app, api):
     """CASES admission cases sent back for supplements, their deadline already passed on the
     virtual clock, and no timer fired yet: the first scheduler to look finds all of them."""
-    with app.app_context():
-        for n in range(CASES):
-            enterprise = Enterprise(name=f"盈江县多进程茶厂{n}", kind="processor",
-                                    status="registered", created_at=clock.now())
-            db.session.add(enterprise)
-            db.session.flush()
-            accounts.create_user(f"ent-p{n}", "demo", enterprise.name, groups=["enterprise"],
-                                 enterprise_id=enterprise.id)
-        db.session.commit()
+    add_enterprise_logins(app, "ent-p", CASES, "盈江县多进程茶厂{}")
     ids = []
     for n in range(CASES):
         instance_id = api.post("/processes/admission_review/instances", f"ent-p{n}",
