@@ -61,11 +61,12 @@ def create_app(overrides=None):
 
     _register_blueprints(app)
     _register_clock(app)
-    from web import cli, errors, views_common
+    from web import cli, display, errors, views_common
 
     errors.register(app)
     cli.register(app)
     views_common.register(app)
+    display.register(app)
 
     # The scheduler is started by the serving entry point (web/wsgi.py), never by CLI commands.
     app.extensions["brand_scheduler"] = None

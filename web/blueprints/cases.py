@@ -4,6 +4,7 @@ from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
 from engine import inbox, runtime
+from web import display
 
 bp = Blueprint("cases", __name__)
 
@@ -18,5 +19,7 @@ def index():
 @login_required
 def show(instance_id):
     instance = inbox.get_instance(current_user, instance_id)
-    return render_template("case.html", instance=instance, tasks=runtime.open_tasks(instance),
-                           history=runtime.history(instance), data=runtime.case_data(instance))
+    return render_template(
+        "case.html", instance=instance, tasks=runtime.open_tasks(instance),
+        history=display.history_rows(instance, runtime.history(instance)),
+        summary=display.case_summary(instance, runtime.case_data(instance)))

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from engine import inbox, licensing, runtime
 from engine.errors import ValidationFailed
 from engine.forms import describe, load_html
+from web import display
 from web.hardening import DB_INT_MAX
 from web.views_common import commit, forms, safe_next
 
@@ -65,10 +66,12 @@ def task(task_id):
                             else url_for("inbox.index"))
 
     status = 422 if errors else 200
-    return render_template("task.html", task=task, form=describe(form, _) if form else None,
-                           values=values, errors=errors, instance=instance, data=data,
-                           standard=licensing.standard_for_task(task),
-                           history=runtime.history(instance)), status
+    return render_template(
+        "task.html", task=task, form=describe(form, _) if form else None, values=values,
+        errors=errors, instance=instance,
+        data=display.readonly_case(instance, form, data) if form else data,
+        summary=display.case_summary(instance, data), standard=licensing.standard_for_task(task),
+        history=display.history_rows(instance, runtime.history(instance))), status
 
 
 def _task_action(task_id, action, message, *args):
