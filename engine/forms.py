@@ -22,6 +22,13 @@ choice          one choice value            one choice value       str
 multichoice     several values (getlist)    list of values         list[str]
 ==============  ==========================  =====================  ===================
 
+Options beyond ``name``, ``type``, ``label``, ``required``, ``readonly``, ``help`` and
+``required_when``: ``max_length`` (string, text), ``min``/``max`` (integer, decimal,
+money in fen), ``places`` (decimal), ``choices`` (choice, multichoice), and for a date
+``"not_after": "today"``: a date after today's Beijing date (``engine.clock.today``, the
+virtual clock in demo and test modes) is refused with a field error. Use it on dates that
+record something that already happened (a payment, a transfer, a purchase).
+
 Every editable field is present in the result; a blank optional field is ``None`` (an
 empty list for multichoice).  ``readonly`` fields are shown from the case and never
 accepted: HTML ignores them, JSON rejects them.
@@ -56,6 +63,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, validates_schema
 from marshmallow import fields as ma_fields
 
+from engine import clock
 from engine.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -89,6 +97,7 @@ MESSAGES = {
     "money_below_min": _("不能小于 %(min)s 元"),
     "money_above_max": _("不能大于 %(max)s 元"),
     "not_date": _("请输入有效日期，格式为 YYYY-MM-DD"),
+    "after_today": _("日期不能晚于今天（%(today)s）"),
     "not_boolean": _("请选择“是”或“否”"),
     "not_choice": _("请从列表中选择"),
     "not_list": _("请提交选项列表"),
@@ -110,7 +119,7 @@ _TYPE_KEYS = {
     "integer": frozenset({"min", "max"}),
     "decimal": frozenset({"min", "max", "places"}),
     "money": frozenset({"min", "max"}),
-    "date": frozenset(),
+    "date": frozenset({"not_after"}),
     "boolean": frozenset(),
     "choice": frozenset({"choices"}),
     "multichoice": frozenset({"choices"}),
@@ -118,6 +127,8 @@ _TYPE_KEYS = {
 _FORM_KEYS = frozenset({"name", "title", "help", "fields"})
 
 DEFAULT_MAX_LENGTH = {"string": 200, "text": 5000}
+# The values a date's ``not_after`` takes: a date after the named day is refused.
+DATE_LIMITS = ("today",)
 DEFAULT_PLACES = 2
 MAX_PLACES = 10
 MONEY_MAX_FEN = 10 ** 15  # a sanity bound (10 trillion yuan), not a business rule
@@ -197,7 +208,8 @@ class FieldDef:
     ``min``/``max`` are int for integer and money (fen), Decimal for decimal.
     ``max_length`` and ``places`` hold the effective values (defaults applied).
     ``required_when`` maps another field's name to the value (or list of values) that
-    makes this field required; all entries must match.
+    makes this field required; all entries must match. ``not_after`` ("today" or None)
+    bounds a date field.
     """
 
     name: str
@@ -212,6 +224,7 @@ class FieldDef:
     max_length: int | None = None
     places: int | None = None
     required_when: Mapping[str, Any] | None = None
+    not_after: str | None = None
 
     def choice_values(self) -> list[str]:
         """The allowed values, in definition order."""
@@ -359,6 +372,11 @@ def _parse_field(raw: Any, position: int, source: str) -> FieldDef:
         options["places"] = places
     if kind in ("choice", "multichoice"):
         options["choices"] = _parse_choices(raw, source, name)
+    if "not_after" in raw:
+        if raw["not_after"] not in DATE_LIMITS:
+            raise _fail(source, "'not_after' must be one of %s" % ", ".join(
+                repr(limit) for limit in DATE_LIMITS), name)
+        options["not_after"] = raw["not_after"]
     return FieldDef(name=name, type=kind, label=label, required=required,
                     readonly=readonly, help=help_text,
                     required_when=raw.get("required_when"), **options)
@@ -616,9 +634,14 @@ class _DateField(_FormField):
         if not isinstance(text, str) or not _DATE_RE.fullmatch(text):
             raise self.make_error("not_date")
         try:
-            return datetime.date.fromisoformat(text).isoformat()
+            day = datetime.date.fromisoformat(text)
         except ValueError:
             raise self.make_error("not_date") from None
+        if self.spec.not_after == "today":
+            today = clock.today()
+            if day > today:
+                raise self.make_error("after_today", today=today.isoformat())
+        return day.isoformat()
 
 
 class _BooleanField(_FormField):
@@ -716,16 +739,23 @@ def _is_blank(value: Any) -> bool:
 def _run(form: FormDef, mode: str, raw: dict, early_errors: dict) -> dict:
     errors: dict[str, list] = {name: list(messages) for name, messages in early_errors.items()}
     loaded: dict = {}
+    valid: dict = {}
     try:
         loaded = _schema_class(form, mode)().load(raw)
     except ValidationError as exc:
+        valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
         for name, messages in exc.normalized_messages().items():
             if isinstance(messages, dict):
                 messages = [text for value in messages.values() for text in value]
             errors.setdefault(name, []).extend(messages)
     if errors:
         logger.debug("form %s (%s) rejected; fields: %s", form.name, mode, sorted(errors))
-        raise ValidationFailed(_message("summary"), fields=errors)
+        failure = ValidationFailed(_message("summary"), fields=errors)
+        # The fields that did pass, typed: a caller can run the service's own checks on
+        # them too, so that a person sees every problem of one submission at once.
+        failure.valid_data = {name: value for name, value in valid.items()
+                              if name not in errors}
+        raise failure
     return {spec.name: loaded.get(spec.name, [] if spec.type == "multichoice" else None)
             for spec in form.editable_fields}
 
@@ -808,7 +838,7 @@ def describe(form: FormDef, translate: Translate = _identity) -> dict:
 
     Shape: ``{"name", "title", "help", "fields": [{"name", "type", "label", "required",
     "readonly", "required_when", "choices": [{"value", "label"}], "min", "max",
-    "max_length", "places", "help"}]}``.  Every key is always present (None or [] when
+    "max_length", "places", "not_after", "help"}]}``.  Every key is always present (None or [] when
     it does not apply).  Money bounds are integer fen, decimal bounds are strings.
     """
     def bound(value: Any) -> Any:
@@ -832,6 +862,7 @@ def describe(form: FormDef, translate: Translate = _identity) -> dict:
                 "max": bound(spec.max),
                 "max_length": spec.max_length,
                 "places": spec.places,
+                "not_after": spec.not_after,
                 "help": translate(spec.help) if spec.help else None,
             }
             for spec in form.fields

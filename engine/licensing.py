@@ -469,6 +469,33 @@ def check_certificate_still_valid(licence, field, today=None):
                            certificate_valid_until=certificate.valid_until.isoformat())
 
 
+QUOTA_TOO_LARGE = N_("标签配额须大于 0 且不超过按产量核定的上限")
+
+
+def _quota_fits(licence, quota):
+    return 0 < quota <= licence.max_quota
+
+
+def field_problems(task, values):
+    """The checks a task's service step makes on its form, run on the fields that passed the
+    form's own validation, so that one submission shows every problem at once: for the
+    quota task, the production bound and the certificate.  ``{field: [msgid]}``; empty
+    for any other task."""
+    if task.form != "licence_quota" or values.get("label_quota") is None:
+        return {}
+    licence = session().scalars(select(Licence).where(
+        Licence.instance_id == task.instance_id)).first()
+    if licence is None:
+        return {}
+    try:
+        check_certificate_still_valid(licence, "label_quota")
+    except ValidationFailed as exc:
+        return exc.fields
+    if not _quota_fits(licence, int(values["label_quota"])):
+        return {"label_quota": [QUOTA_TOO_LARGE]}
+    return {}
+
+
 @service_operation
 def set_label_quota(task_data, **_params):
     """The market department fixes the quota; it can never exceed the production bound,
@@ -477,9 +504,8 @@ def set_label_quota(task_data, **_params):
     licence = _licence_of(step)
     check_certificate_still_valid(licence, "label_quota")
     quota = int(task_data["label_quota"])
-    if quota <= 0 or quota > licence.max_quota:
-        problem = N_("标签配额须大于 0 且不超过按产量核定的上限")
-        raise ValidationFailed("标签配额超过生产能力", fields={"label_quota": [problem]},
+    if not _quota_fits(licence, quota):
+        raise ValidationFailed("标签配额超过生产能力", fields={"label_quota": [QUOTA_TOO_LARGE]},
                                max_quota=licence.max_quota)
     basis_points = task_data.get("royalty_basis_points")
     licence.label_quota = quota

@@ -160,3 +160,31 @@ def test_times_and_codes_in_english(app):
         assert shown.value("supplement_request", None) == "—"
         assert licence_state("revoked") == "已撤销"
         assert licence_state("unheard_of") == "unheard_of"
+
+
+# -- field errors ------------------------------------------------------------------------------
+
+def test_quota_task_shows_the_quota_and_the_rate_errors_at_once(api, client):
+    from test_inbox import csrf_of
+
+    case = _licence_case(api)
+    complete(api, "quality", case, "verify_quality",
+             {"certificate_ok": True, "standard_ok": True, "quality_comment": "合格"})
+    task = the_task(api, "market", case, "fix_quota")
+    login(client, "market")
+    page = client.get(f"/tasks/{task['id']}").text
+
+    answer = client.post(f"/tasks/{task['id']}", data={
+        "label_quota": "20000", "royalty_basis_points": "20000", "csrf_token": csrf_of(page)})
+    assert answer.status_code == 422
+    html = answer.text
+    assert '<p class="field-error" id="field-royalty_basis_points-error-1">不能大于 10000</p>' \
+        in html
+    assert '<p class="field-error" id="field-label_quota-error-1">' \
+        "标签配额须大于 0 且不超过按产量核定的上限</p>" in html
+    assert api.get(f"/tasks/{task['id']}", "market")["state"] == "open"
+
+    fixed = client.post(f"/tasks/{task['id']}", data={
+        "label_quota": "20000", "royalty_basis_points": "30", "csrf_token": csrf_of(page)})
+    assert fixed.status_code == 422 and "field-royalty_basis_points-error" not in fixed.text
+    assert "field-label_quota-error-1" in fixed.text

@@ -55,11 +55,10 @@ def task(task_id):
     if request.method == "POST" and form is not None:
         values = request.form
         try:
-            inbox.complete(current_user, task_id,
-                           load_html(form, request.form, translate=_))
+            inbox.complete(current_user, task_id, _loaded(task, form))
             commit()
         except ValidationFailed as exc:
-            errors = exc.fields
+            errors = {name: [_(m) for m in messages] for name, messages in exc.fields.items()}
         else:
             flash(_("任务已办结：%(name)s", name=task.name))
             return redirect(url_for("portal.index") if current_user.enterprise_id
@@ -72,6 +71,18 @@ def task(task_id):
         data=display.readonly_case(instance, form, data) if form else data,
         summary=display.case_summary(instance, data), standard=licensing.standard_for_task(task),
         history=display.history_rows(instance, runtime.history(instance))), status
+
+
+def _loaded(task, form):
+    """The submitted form, typed; refused with the form's errors and, for the fields that
+    passed, the task's own service checks, so that every error shows at once."""
+    try:
+        return load_html(form, request.form, translate=_)
+    except ValidationFailed as exc:
+        more = licensing.field_problems(task, getattr(exc, "valid_data", {}))
+        for name, messages in more.items():
+            exc.fields.setdefault(name, []).extend(messages)
+        raise
 
 
 def _task_action(task_id, action, message, *args):
