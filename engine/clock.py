@@ -10,10 +10,12 @@ that every process serving the app agrees on it. SpiffWorkflow calls
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import SpiffWorkflow.bpmn.specs.event_definitions.timer as spiff_timer
 
 _offset = timedelta(0)
+_BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def now():
@@ -23,6 +25,11 @@ def now():
 
 def now_aware():
     return datetime.now(UTC) + _offset
+
+
+def today():
+    """Today's date in Beijing (Asia/Shanghai), the date the office and enterprises write."""
+    return now_aware().astimezone(_BEIJING).date()
 
 
 def offset():

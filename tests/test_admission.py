@@ -2,6 +2,8 @@
 
 import pytest
 
+from engine import clock
+
 APPLICATION = {
     "enterprise_name": "盈江县芒允茶业有限公司",
     "kind": "processor",
@@ -189,3 +191,19 @@ def test_staff_cannot_start_an_application(api):
     body = api.post("/processes/admission_review/instances", "market",
                     {"data": APPLICATION}, expect=403)
     assert body["error"]["code"] == "forbidden"
+
+
+def test_a_deposit_payment_dated_after_today_is_refused_on_the_date(api):
+    instance_id = apply(api)
+    through_reviews(api, instance_id)
+    payment = {"paid_amount_fen": 5_000_000, "paid_on": "2099-01-01",
+               "payment_reference": "YJ-2026-0001"}
+
+    body = complete(api, "ent-a", instance_id, "pay_deposit", payment, expect=422)
+    today = clock.today().isoformat()
+    assert body["error"]["fields"] == {"paid_on": [f"日期不能晚于今天（{today}）"]}
+    assert the_task(api, "ent-a", instance_id, "pay_deposit")["state"] == "open"
+
+    complete(api, "ent-a", instance_id, "pay_deposit", dict(payment, paid_on=today))
+    assert [t["task"] for t in api.get(f"/instances/{instance_id}", "ent-a")["open_tasks"]] == [
+        "confirm_deposit"]

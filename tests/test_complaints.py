@@ -234,7 +234,7 @@ def test_at_fault_is_paid_from_the_deposit_and_recovered(client, api, autumn):
     settle = the_task(api, "ent-b", dispute["instance_id"], "settlement")
     assert settle["due_at"] == "2026-11-16T15:59:59Z"
     complete(api, "ent-b", dispute["instance_id"], "settlement",
-             {"settlement_reference": "ABC-2026-1102", "settled_on": "2026-11-05"})
+             {"settlement_reference": "ABC-2026-1102", "settled_on": "2026-11-02"})
     complete(api, "finance", dispute["instance_id"], "settlement_check",
              {"settlement_received": True, "settlement_comment": "垫付款已追回"})
 
@@ -277,7 +277,7 @@ def test_not_settled_is_deducted_topped_up_short_and_escalated(client, api, autu
     # A part payment arrives; the rest is still demanded by the same deadline.
     complete(api, "ent-b", freeze_case, "top_up",
              {"top_up_paid_fen": 100_000, "top_up_reference": "TOPUP-1",
-              "top_up_paid_on": "2026-11-20"})
+              "top_up_paid_on": "2026-11-17"})
     complete(api, "finance", freeze_case, "top_up_check",
              {"top_up_received": True, "top_up_received_fen": 100_000})
     body = deposit(api, ent_b)
@@ -588,7 +588,7 @@ def test_a_late_finance_confirmation_is_supervised(client, api, autumn):
     at_fault_complaint(client, api, ent_b)
     freeze_case = dispute_case(api, ent_b)["instance_id"]
     complete(api, "ent-b", freeze_case, "settlement",
-             {"settlement_reference": "ABC-1", "settled_on": "2026-11-03"})
+             {"settlement_reference": "ABC-1", "settled_on": "2026-11-02"})
 
     assert api.post("/clock/advance", "it", {"duration": "P4D"})["fired"] == 1
     supervision = the_task(api, "leadership", freeze_case, "settlement_check_supervision")

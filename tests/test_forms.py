@@ -1,5 +1,6 @@
 """Form definitions: loading, validation of HTML and JSON input, description, i18n, macro."""
 
+import datetime
 import importlib.util
 import io
 import json
@@ -204,6 +205,8 @@ def _with_field(**changes):
     (_with_field(required=None, required_when={"score": 3}), "title", "choice or boolean"),
     (_with_field(required=True, required_when={"decision": "reject"}), "title",
      "required_when"),
+    (_with_field(type="date", max_length=None, not_after="tomorrow"), "title", "not_after"),
+    (_with_field(max_length=None, not_after="today"), "title", "unknown key"),
 ])
 def test_broken_definition_names_file_and_field(tmp_path, data, field, words):
     _write(tmp_path, "broken", data)
@@ -525,12 +528,12 @@ def test_describe(sample):
     fields = {item["name"]: item for item in described["fields"]}
     assert list(fields) == [spec["name"] for spec in SAMPLE["fields"]]
     keys = {"name", "type", "label", "required", "readonly", "required_when", "choices", "min",
-            "max", "max_length", "places", "help"}
+            "max", "max_length", "places", "not_after", "help"}
     assert all(set(item) == keys for item in described["fields"])
     assert fields["title"] == {
         "name": "title", "type": "string", "label": "名称", "required": True,
         "readonly": False, "required_when": None, "choices": [], "min": None, "max": None,
-        "max_length": 10, "places": None, "help": None}
+        "max_length": 10, "places": None, "not_after": None, "help": None}
     assert fields["decision"]["choices"] == [{"value": "accept", "label": "接受"},
                                              {"value": "reject", "label": "拒绝"}]
     assert (fields["score"]["min"], fields["score"]["max"]) == (0, 25)
@@ -668,3 +671,42 @@ def test_macro_renders_every_real_form(render, registry):
         html = render(describe(registry.get(name)))
         for field_name in registry.field_names(name):
             assert 'data-field="%s"' % field_name in html
+
+
+# --- dates not after today -------------------------------------------------------------------
+
+
+@pytest.fixture()
+def payment_form():
+    return parse_form({"name": "payment", "title": "缴款", "fields": [
+        {"name": "paid_on", "type": "date", "label": "缴纳日期", "required": True,
+         "not_after": "today"}]})
+
+
+@pytest.fixture()
+def beijing_today(monkeypatch):
+    """Beijing's date pinned to 1 March 2026."""
+    day = datetime.date(2026, 3, 1)
+    monkeypatch.setattr(forms_module.clock, "today", lambda: day)
+    return day
+
+
+@pytest.mark.parametrize("loader", [load_json, load_html])
+def test_a_date_after_today_is_refused_on_its_field(payment_form, beijing_today, loader):
+    assert _errors(loader, payment_form, {"paid_on": "2026-03-02"}) == {
+        "paid_on": ["日期不能晚于今天（2026-03-01）"]}
+    assert _errors(loader, payment_form, {"paid_on": "2099-01-01"}) == {
+        "paid_on": ["日期不能晚于今天（2026-03-01）"]}
+    assert loader(payment_form, {"paid_on": "2026-03-01"}) == {"paid_on": "2026-03-01"}
+    assert loader(payment_form, {"paid_on": "2025-12-31"}) == {"paid_on": "2025-12-31"}
+
+
+def test_payment_and_purchase_dates_are_not_after_today(registry):
+    bounded = {(name, spec.name) for name in registry.names()
+               for spec in registry.get(name).fields if spec.not_after == "today"}
+    assert bounded == {
+        ("admission_deposit_payment", "paid_on"), ("complaint_file", "purchased_on"),
+        ("deposit_settle", "settled_on"), ("deposit_top_up", "top_up_paid_on"),
+        ("royalty_pay", "paid_on")}
+    fields = {f["name"]: f for f in describe(registry.get("royalty_pay"))["fields"]}
+    assert fields["paid_on"]["not_after"] == "today"

@@ -81,7 +81,7 @@ def accept(api, case):
 
 def pay(api, case, spec="payment"):
     complete(api, "ent-r", case, spec,
-             {"payment_reference": "ICBC-20261020-0001", "paid_on": "2026-10-20"})
+             {"payment_reference": "ICBC-20261009-0001", "paid_on": "2026-10-09"})
 
 
 def confirm(api, case, received=True):
@@ -160,7 +160,7 @@ def test_a_quarter_is_declared_assessed_and_paid(app, api, payer, sales_fen, roy
 
     body = ledger_of(api, enterprise_id, user="ent-r")
     assert body["items"][0]["status"] == "paid"
-    assert body["items"][0]["payment_reference"] == "ICBC-20261020-0001"
+    assert body["items"][0]["payment_reference"] == "ICBC-20261009-0001"
     assert (body["assessed_fen"], body["collected_fen"], body["outstanding_fen"]) == (
         royalty_fen, royalty_fen, 0)
     assert api.get(f"/instances/{case}", "finance")["status"] == "completed"
