@@ -224,8 +224,9 @@ def may_view_ledger_pages(user):
 
 # -- writing -----------------------------------------------------------------------------------
 
-def _lock(enterprise_id):
-    """Serialize writers of one enterprise's ledger until the transaction ends."""
+def lock_enterprise(enterprise_id):
+    """Serialize writers of one enterprise (its ledger, its applications) until the
+    transaction ends; 404 when there is no such enterprise."""
     session().flush()
     if is_postgres():
         locked = session().scalar(select(Enterprise.id).where(Enterprise.id == enterprise_id)
@@ -263,7 +264,7 @@ def post(enterprise_id, kind, amount_fen, *, instance_id=None, approved_by=None,
     if kind not in EFFECTS:
         raise ValueError(f"unknown deposit entry kind {kind!r}")
     amount = _amount(amount_fen)
-    _lock(enterprise_id)
+    lock_enterprise(enterprise_id)
 
     current = position(enterprise_id)
     if kind in CASE_BOUND and amount > case_frozen(enterprise_id, instance_id):

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from engine import clock
 from engine.db import Base, session
 from engine.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
+from engine.ledger import lock_enterprise
 from engine.models import Enterprise
 from engine.services import service_operation, start_guard
 
@@ -404,7 +405,30 @@ def check_can_apply_for_licence(user, enterprise, data):
         raise Forbidden("只有企业用户可以申请品牌授权")
     if enterprise.status != "admitted":
         raise Conflict("企业尚未准入，不能申请品牌授权")
+    _refuse_duplicate_licence(enterprise, data)
     _valid_certificate(enterprise, data)
+
+
+def _refuse_duplicate_licence(enterprise, data):
+    """One licence per product and grade: refuse while one is under review or in force
+    (a licence past its validity may be applied for again).
+
+    The enterprise's row is locked first, so two applications sent at once cannot both
+    find none: the second waits, then sees the first one's pending licence.
+    """
+    lock_enterprise(enterprise.id)
+    today = clock.now().date()
+    held = session().scalars(select(Licence).where(
+        Licence.enterprise_id == enterprise.id, Licence.product == data.get("product"),
+        Licence.grade_code == data.get("grade"),
+        Licence.status.in_(("pending", "active")))).all()
+    for licence in held:
+        if licence.status == "pending":
+            raise Conflict("该企业已有同一产品、同一等级正在审核的品牌授权申请",
+                           licence_id=licence.id, instance_id=licence.instance_id)
+        if licence.valid_until is None or licence.valid_until >= today:
+            raise Conflict("该企业已持有同一产品、同一等级的有效品牌授权，无需重复申请",
+                           licence_id=licence.id)
 
 
 def _valid_certificate(enterprise, data):

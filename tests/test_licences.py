@@ -99,3 +99,30 @@ def test_enterprise_sees_only_its_own_licences(api):
     assert api.get("/licences", "ent-a")["items"] == []
     licence_id = api.get("/licences", "ent-b")["items"][0]["id"]
     api.get(f"/licences/{licence_id}", "ent-a", expect=403)
+
+
+def test_a_second_application_for_the_same_product_and_grade_is_refused(api):
+    first = apply_for_licence(api)["id"]
+
+    body = apply_for_licence(api, expect=409)
+    assert body["error"]["message"] == "该企业已有同一产品、同一等级正在审核的品牌授权申请"
+    assert [lic["status"] for lic in api.get("/licences", "ent-b")["items"]] == ["pending"]
+    # Another grade of the same product is another licence.
+    apply_for_licence(api, dict(APPLICATION, grade="ordinary", certificate_number=None))
+
+    complete(api, "quality", first, "verify_quality",
+             {"certificate_ok": True, "standard_ok": True, "quality_comment": "证书有效"})
+    complete(api, "market", first, "fix_quota", {"label_quota": 60_000})
+    complete(api, "office", first, "sign", {"sign_decision": "sign"})
+    body = apply_for_licence(api, expect=409)
+    assert body["error"]["message"] == "该企业已持有同一产品、同一等级的有效品牌授权，无需重复申请"
+
+
+def test_a_rejected_application_may_be_made_again(api):
+    instance_id = apply_for_licence(api)["id"]
+    complete(api, "quality", instance_id, "verify_quality",
+             {"certificate_ok": True, "standard_ok": False, "quality_comment": "农残超标"})
+
+    apply_for_licence(api)
+    assert sorted(lic["status"] for lic in api.get("/licences", "ent-b")["items"]) == [
+        "pending", "rejected"]
