@@ -141,7 +141,8 @@ def unclaim_task(user, task_id):
     return task
 
 
-def _member_of(group_id, username_or_id):
+def _member_of(group_id, username_or_id, field="assignee"):
+    """The member of the group, or a 422 on ``field`` (the request's name for the user)."""
     query = select(User).join(Membership).where(Membership.group_id == group_id)
     if isinstance(username_or_id, int):
         query = query.where(User.id == username_or_id)
@@ -150,7 +151,7 @@ def _member_of(group_id, username_or_id):
     member = session().scalars(query).first()
     if member is None:
         raise ValidationFailed("该用户不是此任务所属部门的成员",
-                               fields={"assignee": [NOT_A_MEMBER]})
+                               fields={field: [NOT_A_MEMBER]})
     return member
 
 
@@ -171,7 +172,7 @@ def delegate_task(user, task_id, delegate):
     task = get_task(user, task_id)
     if task.assignee_id != user.id:
         raise Conflict("请先签收任务再委托", task_id=task.id)
-    member = _member_of(task.group_id, delegate)
+    member = _member_of(task.group_id, delegate, field="delegate")
     if member.id == user.id:
         raise ValidationFailed("不能委托给自己",
                                fields={"delegate": [CHOOSE_A_COLLEAGUE]})

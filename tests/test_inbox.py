@@ -377,7 +377,10 @@ def test_delegated_task_is_completed_by_its_owner_after_return(api, staff):
     api.post(f"{url}/claim", "market")
     body = api.post(f"{url}/delegate", "market", {"delegate": "market"}, expect=422)
     assert "delegate" in body["error"]["fields"]
-    api.post(f"{url}/delegate", "market", {"delegate": "finance"}, expect=422)
+    body = api.post(f"{url}/delegate", "market", {"delegate": "finance"}, expect=422)
+    assert body["error"]["fields"] == {"delegate": ["不是该部门成员"]}
+    body = api.post(f"{url}/delegate", "market", {"delegate": "ent-a"}, expect=422)
+    assert body["error"]["fields"] == {"delegate": ["不是该部门成员"]}
 
     delegated = api.post(f"{url}/delegate", "market", {"delegate": "market-b"})
     assert delegated["assignee"] == "market-b"
