@@ -165,7 +165,13 @@ def _check_key(key, filename, data):
 
 
 def check(key, files, forms, script_names):
-    """Every problem of a would-be version of ``key`` (errors and warnings)."""
+    """Every problem of a would-be version of ``key`` (errors and warnings).
+
+    The check ``deploy_files`` runs, nothing deployed: a key with no version yet is the
+    check of a new process's first version, not an unknown process.
+    """
+    if not PROCESS_KEY.match(key or ""):
+        raise BadInput("流程标识无效", process=key)
     try:
         unit = unit_files(key, files)
     except DeployRefused as exc:

@@ -487,3 +487,18 @@ def test_every_corpus_upload_is_a_version_or_a_located_report(client, api, path)
             assert problem["line"] is not None, problem
             assert problem["element_id"] or problem["code"].startswith("xml_"), problem
             assert problem["message"]
+
+
+def test_checking_a_new_process_answers_like_its_first_upload(client, api):
+    from engine.drafts import new_process_files
+
+    xml = new_process_files("brand_new", "新流程")["brand_new.bpmn"]
+    checked = api.post("/processes/brand_new/check", "office",
+                       {"files": {"brand_new.bpmn": xml}})
+    assert checked["ok"] is True
+    assert upload(client, api, "brand_new", xml.encode()).status_code == 201
+
+    # A key no process could have is refused by both alike.
+    bad = api.post("/processes/-bad-/check", "office", {"files": {"x.bpmn": xml}}, expect=400)
+    assert bad["error"]["message"] == "流程标识无效"
+    assert upload(client, api, "-bad-", xml.encode()).status_code == 400
