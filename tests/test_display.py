@@ -188,3 +188,16 @@ def test_quota_task_shows_the_quota_and_the_rate_errors_at_once(api, client):
         "label_quota": "20000", "royalty_basis_points": "30", "csrf_token": csrf_of(page)})
     assert fixed.status_code == 422 and "field-royalty_basis_points-error" not in fixed.text
     assert "field-label_quota-error-1" in fixed.text
+
+
+def test_the_api_gives_the_quota_and_the_rate_errors_at_once(api):
+    case = _licence_case(api)
+    complete(api, "quality", case, "verify_quality",
+             {"certificate_ok": True, "standard_ok": True, "quality_comment": "合格"})
+    task = the_task(api, "market", case, "fix_quota")
+
+    body = api.post(f"/tasks/{task['id']}/complete", "market",
+                    {"data": {"label_quota": 20000, "royalty_basis_points": 20000}}, expect=422)
+
+    assert set(body["error"]["fields"]) == {"label_quota", "royalty_basis_points"}
+    assert body["error"]["fields"]["label_quota"] == ["标签配额须大于 0 且不超过按产量核定的上限"]

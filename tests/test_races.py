@@ -54,7 +54,7 @@ FOLLOW_UP = {
                                    "finance_comment": "资金充足"}),
     "scoring": ("market", {"score_innovation": 20, "score_channels": 20,
                            "score_experience": 20, "score_finance": 20}),
-    "pay_deposit": (None, {"paid_amount_fen": 5_000_000, "paid_on": "2026-12-10",
+    "pay_deposit": (None, {"paid_amount_fen": 5_000_000, "paid_on": "2026-12-01",
                            "payment_reference": "YJ-RACE"}),
     "confirm_deposit": ("finance", {"deposit_received": True, "deposit_comment": "已到账"}),
     "supplement": (None, {"supplement_note": "已补充检测报告"}),

@@ -72,7 +72,7 @@ def _admit_for_demo(enterprise):
                   note="演示数据：期初缴纳")
     licensing.record_certificate(
         "LB-53-2612-0001", "green", enterprise.name, "black_cardamom", "草果基地 500 亩",
-        (now - timedelta(days=30)).date(), (now + timedelta(days=730)).date(),
+        (now - timedelta(days=365)).date(), (now + timedelta(days=730)).date(),
         enterprise_id=enterprise.id)
 
 

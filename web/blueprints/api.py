@@ -17,7 +17,7 @@ from web import transaction
 from web.blueprints.auth import limit_login_attempts
 from web.hardening import DB_INT_MAX
 from web.openapi import openapi_document
-from web.views_common import commit, forms
+from web.views_common import commit, forms, load_task_values
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -236,7 +236,8 @@ def give_back(task_id):
 def complete(task_id):
     data = _data(json_object())
     task = inbox.get_task(g.api_user, task_id)
-    values = load_json(forms().get(task.form), data, translate=_) if task.form else {}
+    values = load_task_values(task, forms().get(task.form),
+                              lambda f: load_json(f, data, translate=_)) if task.form else {}
     inbox.complete(g.api_user, task_id, values)
     commit()
     return {"task": task_json(task), "instance": instance_json(task.instance)}

@@ -9,7 +9,7 @@ from engine.errors import ValidationFailed
 from engine.forms import describe, load_html
 from web import display
 from web.hardening import DB_INT_MAX
-from web.views_common import commit, forms, safe_next
+from web.views_common import commit, forms, load_task_values, safe_next
 
 bp = Blueprint("inbox", __name__)
 
@@ -55,7 +55,9 @@ def task(task_id):
     if request.method == "POST" and form is not None:
         values = request.form
         try:
-            inbox.complete(current_user, task_id, _loaded(task, form))
+            typed = load_task_values(
+                task, form, lambda f: load_html(f, request.form, translate=_))
+            inbox.complete(current_user, task_id, typed)
             commit()
         except ValidationFailed as exc:
             errors = {name: [_(m) for m in messages] for name, messages in exc.fields.items()}
@@ -71,18 +73,6 @@ def task(task_id):
         data=display.readonly_case(instance, form, data) if form else data,
         summary=display.case_summary(instance, data), standard=licensing.standard_for_task(task),
         history=display.history_rows(instance, runtime.history(instance))), status
-
-
-def _loaded(task, form):
-    """The submitted form, typed; refused with the form's errors and, for the fields that
-    passed, the task's own service checks, so that every error shows at once."""
-    try:
-        return load_html(form, request.form, translate=_)
-    except ValidationFailed as exc:
-        more = licensing.field_problems(task, getattr(exc, "valid_data", {}))
-        for name, messages in more.items():
-            exc.fields.setdefault(name, []).extend(messages)
-        raise
 
 
 def _task_action(task_id, action, message, *args):
