@@ -10,6 +10,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -84,6 +85,7 @@ def postgres_url():
     if name in PROTECTED:
         return None, f"refusing to wipe database {name!r}: set BENCH_PG_URL to a scratch one"
     try:
+        _create_database_if_missing(name)
         engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
         with engine.connect() as connection:
             connection.execute(text("select 1"))
@@ -92,6 +94,23 @@ def postgres_url():
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, f"PostgreSQL not reachable at {PG_URL} ({first[:120]})"
     return PG_URL, ""
+
+
+def _create_database_if_missing(name):
+    """A fresh machine has the server but not the scratch database: create it (through the
+    server's ``postgres`` database, outside a transaction, as CREATE DATABASE requires)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return
+    server = create_engine(PG_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT",
+                           connect_args={"connect_timeout": 3})
+    try:
+        with server.connect() as connection:
+            exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                       {"n": name})
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        server.dispose()
 
 
 def scratch_sqlite(label):

@@ -24,7 +24,11 @@ from bench.common import SECRET, Figure, make_app, percentile, scratch_sqlite, s
 CASES = 5_000
 DUE_IN_WINDOW = 1_000
 WINDOW_S = 30.0
-LEAD_S = 5.0  # between the scheduler's start and the window
+# Between writing the due times and the window: rewriting 10,000 timers and 5,000 workflow
+# states and starting the serving app take about 25 s here; the window must open after
+# the scheduler has started, or the first timers are "late" by the set-up time.
+LEAD_S = 45.0
+QUICK_LEAD_S = 12.0
 QUICK = (500, 200, 10.0)
 TARGET_P99_S = 1.0
 
@@ -86,14 +90,16 @@ def run(options):
         _clone(cloner, session().connection(), cases, clock.now())
         session().commit()
         # The template case itself is finished; its clones wait at the reviews.
-        window_start = clock.now() + timedelta(seconds=LEAD_S + 2)
+        lead = QUICK_LEAD_S if options.quick else LEAD_S
+        window_start = clock.now() + timedelta(seconds=lead)
         waiting = _set_due_times(rng, window_start, window, due_in_window)
 
     # Serve as production does: no virtual clock, the scheduler in the serving process.
     serving = create_app({"MODE": "production", "DATABASE_URL": url, "SCHEDULER": True,
                           "SECRET_KEY": SECRET})
     scheduler = start_scheduler(serving)
-    deadline = time.monotonic() + LEAD_S + 2 + window + 60
+    started_ahead = (window_start - clock.now()).total_seconds()
+    deadline = time.monotonic() + max(started_ahead, 0) + window + 60
     try:
         while time.monotonic() < deadline:
             time.sleep(1.0)
@@ -118,10 +124,13 @@ def run(options):
     return [Figure(
         "timers", f"timer lateness, {waiting:,} waiting (p99)", p99, "s",
         f"{p99 * 1000:.0f} ms", reference=f"p50 {p50 * 1000:.0f} ms, max {worst * 1000:.0f} ms",
-        target=f"<= {TARGET_P99_S:g} s", met=fired == due_in_window and p99 <= TARGET_P99_S,
+        target=f"<= {TARGET_P99_S:g} s",
+        met=fired == due_in_window and p99 <= TARGET_P99_S and started_ahead > 0,
         note=f"SQLite; {fired} of the {due_in_window} timers due in a {window:.0f} s window "
              f"fired ({due_in_window / window:.0f}/s due), each in its own transaction; "
-             "the scheduler thread in this process, as web.wsgi runs it")]
+             "the scheduler thread in this process, as web.wsgi runs it; it started "
+             f"{started_ahead:.0f} s before the window"
+             + ("" if started_ahead > 0 else " (TOO LATE: the figure is the set-up time)"))]
 
 
 def _parse(text):
