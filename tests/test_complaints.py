@@ -4,6 +4,8 @@ The clock is set to fixed dates so that deadlines fall on known working days. Th
 demo enterprise ``ent-b`` is admitted with a 1,000,000 fen (CNY 10,000) deposit.
 """
 
+import csv
+import io
 import json
 import re
 from datetime import UTC, datetime
@@ -663,6 +665,12 @@ def test_a_deduction_made_by_the_deadline_names_no_approver(client, api, autumn)
     approvers = {kind: re.findall(r"<td>(.*?)</td>", row, re.S)[5] for kind, row in rows}
     assert approvers["deducted"] == "系统（到期自动）"
     assert approvers["frozen"] == approvers["paid_out"] == "品牌保护（演示）"
+    # The export says the same, with the approver's login name.
+    export = list(csv.reader(io.StringIO(
+        client.get(f"/finance/deposits/{ent_b}.csv").get_data(as_text=True).lstrip("\ufeff"))))
+    by_kind = {row[3]: row[7] for row in export[1:]}
+    assert by_kind == {"缴纳": "finance", "先行垫付": "protection", "冻结": "protection",
+                       "扣缴": "系统（到期自动）"}
     with api.client.application.app_context():
         assert ledger.reconcile().ok
 

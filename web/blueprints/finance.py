@@ -61,7 +61,16 @@ def show(enterprise_id):
         shortfall=ledger.shortfall(enterprise, position),
         entries=ledger.entries(enterprise_id), disputes=deposits.disputes_of(enterprise_id),
         kind_names=ledger.KIND_NAMES, dispute_states=deposits.STATUSES,
-        escalations=deposits.ESCALATIONS, decisions=deposits.DECISIONS, check=check)
+        escalations=deposits.ESCALATIONS, decisions=deposits.DECISIONS, check=check,
+        approver_of=approver_of)
+
+
+def approver_of(entry, name=lambda user: user.display_name):
+    """Who approved a ledger entry, as the page and the export say it: the person, or the
+    system when a case's deadline made it (a timer step has no person)."""
+    if entry.approver is not None:
+        return name(entry.approver)
+    return _("系统（到期自动）") if entry.instance_id else ""
 
 
 def _csv(entries, filename):
@@ -75,7 +84,7 @@ def _csv(entries, filename):
         writer.writerow([
             entry.enterprise_id, _cell(names.get(entry.enterprise_id)), entry.sequence,
             _(ledger.KIND_NAMES[entry.kind]), _yuan_plain(entry.amount_fen), entry.amount_fen,
-            entry.instance_id or "", _cell(entry.approver.username if entry.approver else ""),
+            entry.instance_id or "", _cell(approver_of(entry, lambda user: user.username)),
             _cell(entry.note), local_time(entry.created_at, "%Y-%m-%d %H:%M:%S")])
     # A byte-order mark, so that spreadsheet programs read the Chinese text as UTF-8.
     return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
