@@ -30,7 +30,7 @@ from engine.db import Base, session
 from engine.errors import N_, Conflict, Forbidden, NotFound, ValidationFailed
 from engine.ledger import lock_enterprise
 from engine.models import Enterprise
-from engine.services import service_operation, start_guard
+from engine.services import field_check, service_operation, start_guard
 
 logger = logging.getLogger(__name__)
 
@@ -500,12 +500,11 @@ def _quota_fits(licence, quota):
     return 0 < quota <= licence.max_quota
 
 
-def field_problems(task, values):
-    """The checks a task's service step makes on its form, run on the fields that passed the
-    form's own validation, so that one submission shows every problem at once: for the
-    quota task, the production bound and the certificate.  ``{field: [msgid]}``; empty
-    for any other task."""
-    if task.form != "licence_quota" or values.get("label_quota") is None:
+@field_check("licence_quota")
+def quota_field_problems(task, values):
+    """The quota task's service checks on its form: the production bound and the
+    certificate (``{field: [msgid]}``)."""
+    if values.get("label_quota") is None:
         return {}
     licence = session().scalars(select(Licence).where(
         Licence.instance_id == task.instance_id)).first()

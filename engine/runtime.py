@@ -245,8 +245,8 @@ def projection_problems(instance):
                  for u in sorted(ready - rows)]
     problems += [f"task {u} is open in the inbox but not ready in the workflow"
                  for u in sorted(rows - ready)]
-    waiting = {str(t.id): _timer_due(t) for t in workflow.event_manager.tasks.values()
-               if _timer_due(t) is not None}
+    due = {str(t.id): _timer_due(t) for t in workflow.event_manager.tasks.values()}
+    waiting = {uuid: when for uuid, when in due.items() if when is not None}
     timers = dict(session().execute(select(Timer.task_uuid, Timer.due_at).where(
         Timer.instance_id == instance.id)).all())
     if waiting != timers:

@@ -108,6 +108,26 @@ def may_start(process_key, user):
     return allowed is None or bool(allowed(user))
 
 
+_field_checks = {}
+
+
+def field_check(form_name):
+    """Register ``fn(task, values) -> {field: [msgid]}``: the checks the service step of a
+    task with form ``form_name`` makes, run on the fields that passed the form's own
+    validation, so that one submission shows every problem at once."""
+    def register(fn):
+        _field_checks[form_name] = fn
+        return fn
+    return register
+
+
+def field_problems(task, values):
+    """The registered field check of ``task``'s form on ``values`` ({} when none)."""
+    _load_domain()
+    check = _field_checks.get(task.form)
+    return check(task, values) if check is not None else {}
+
+
 _periodic_jobs = []
 
 

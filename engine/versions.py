@@ -112,10 +112,10 @@ def unit_files(key, files):
         if not FILE_NAME.match(name):
             _refuse("bad_file_name", name=name)
     # Hostile or broken XML is named first, in any file: it must never be read further.
-    unreadable = []
+    unreadable, trees = [], {}
     for name, data in files.items():
         try:
-            checks.parse_xml(data, name)
+            trees[name] = checks.parse_xml(data, name)
         except checks.CheckFailed as exc:
             unreadable += exc.problems
     if unreadable:
@@ -125,7 +125,7 @@ def unit_files(key, files):
         _refuse("no_bpmn_file")
     if len(bpmn) > 1:
         _refuse("several_bpmn_files", count=len(bpmn))
-    _check_key(key, bpmn[0], files[bpmn[0]])
+    _check_key(key, bpmn[0], trees[bpmn[0]].getroot())
 
     latest = deploy.latest_version(key)
     unit = {name: data for name, data in files.items() if name.endswith(".dmn")}
@@ -149,11 +149,7 @@ def _bpmn_name(key, latest):
     return f"{key}.bpmn"
 
 
-def _check_key(key, filename, data):
-    try:
-        root = checks.parse_xml(data, filename).getroot()
-    except checks.CheckFailed as exc:
-        raise DeployRefused("流程图无法执行", exc.problems) from None
+def _check_key(key, filename, root):
     processes = [p for p in root.iter(bpmn_tag("process"))
                  if p.get("isExecutable", "true") == "true"]
     if key in {p.get("id") for p in processes}:

@@ -12,11 +12,11 @@ import threading
 from collections import Counter
 
 import pytest
-from conftest import POSTGRES
+from conftest import POSTGRES, add_enterprise_logins
 from sqlalchemy import text
 
-from engine import accounts, clock, runtime
-from engine.models import Enterprise, Instance
+from engine import accounts, runtime
+from engine.models import Instance
 from web.extensions import db
 
 # CI runs 1,000 rounds (.ci/run sets RACE_ROUNDS); a developer's `make test` runs 30. Every
@@ -64,19 +64,10 @@ FOLLOW_UP = {
 @pytest.fixture
 def enterprises(app):
     """One enterprise login per round (an admitted enterprise cannot apply again)."""
-    names = []
     with app.app_context():
         accounts.create_user("market-b", "demo", "市场开发部 王芳", groups=["market"])
-        for n in range(ROUNDS):
-            enterprise = Enterprise(name=f"盈江县测试茶厂{n}", kind="processor",
-                                    status="registered", created_at=clock.now())
-            db.session.add(enterprise)
-            db.session.flush()
-            accounts.create_user(f"ent-r{n}", "demo", enterprise.name, groups=["enterprise"],
-                                 enterprise_id=enterprise.id)
-            names.append(f"ent-r{n}")
         db.session.commit()
-    return names
+    return add_enterprise_logins(app, "ent-r", ROUNDS, "盈江县测试茶厂{}")
 
 
 class Contenders:

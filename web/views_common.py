@@ -8,7 +8,7 @@ from flask_login import current_user
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from engine import clock
+from engine import clock, services
 from engine.accounts import GROUPS
 from engine.errors import Conflict, ValidationFailed
 from web.extensions import db
@@ -21,12 +21,10 @@ def load_task_values(task, form, load):
     """The submitted values of ``task``'s form, typed by ``load`` (the HTML or the JSON
     loader); when they are refused, the task's own service checks run on the fields that
     passed, so that one submission shows every error at once."""
-    from engine import licensing
-
     try:
         return load(form)
     except ValidationFailed as exc:
-        more = licensing.field_problems(task, getattr(exc, "valid_data", {}))
+        more = services.field_problems(task, getattr(exc, "valid_data", {}))
         for name, messages in more.items():
             exc.fields.setdefault(name, []).extend(messages)
         raise
